@@ -1,0 +1,229 @@
+//! A request builder over the host's `http` capability, and status mapping.
+
+use crate::bindings::mdmhub::connector::http as wit;
+pub use wit::{HttpError, Paging};
+use crate::{ConnectorError, Method, ServerErrorInfo};
+
+/// An outgoing request under construction.
+#[derive(Debug, Clone)]
+pub struct Request {
+    method: Method,
+    url: String,
+    query: Vec<(String, String)>,
+    headers: Vec<wit::Header>,
+    body: Option<Vec<u8>>,
+    paging: Option<Paging>,
+}
+
+impl Request {
+    /// A request with `method` to an absolute `url`.
+    pub fn new(method: Method, url: impl Into<String>) -> Self {
+        Self { method, url: url.into(), query: Vec::new(), headers: Vec::new(), body: None, paging: None }
+    }
+    /// A GET request.
+    pub fn get(url: impl Into<String>) -> Self {
+        Self::new(Method::Get, url)
+    }
+    /// A POST request.
+    pub fn post(url: impl Into<String>) -> Self {
+        Self::new(Method::Post, url)
+    }
+    /// A DELETE request.
+    pub fn delete(url: impl Into<String>) -> Self {
+        Self::new(Method::Delete, url)
+    }
+    /// Adds a query parameter (percent-encoded).
+    pub fn query(mut self, key: &str, value: impl ToString) -> Self {
+        self.query.push((key.into(), value.to_string()));
+        self
+    }
+    /// Adds a header. The host refuses `authorization`, `cookie` and `host`.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push(wit::Header { name: name.into(), value: value.into() });
+        self
+    }
+    /// Sets a JSON body and its content type.
+    pub fn json(self, body: &serde_json::Value) -> Self {
+        let bytes = serde_json::to_vec(body).expect("a JSON value always serializes");
+        self.header("content-type", "application/json").body(bytes)
+    }
+    /// Sets a raw body.
+    pub fn body(mut self, body: Vec<u8>) -> Self {
+        self.body = Some(body);
+        self
+    }
+    /// Asks the host to apply `paging` and report the next position.
+    pub fn paging(mut self, paging: Paging) -> Self {
+        self.paging = Some(paging);
+        self
+    }
+    /// The URL with the query parameters added.
+    pub fn full_url(&self) -> String {
+        if self.query.is_empty() {
+            return self.url.clone();
+        }
+        let mut url = self.url.clone();
+        let mut sep = if url.contains('?') { '&' } else { '?' };
+        for (k, v) in &self.query {
+            url.push(sep);
+            url.push_str(&encode(k));
+            url.push('=');
+            url.push_str(&encode(v));
+            sep = '&';
+        }
+        url
+    }
+    /// Sends the request through the host, mapping transport failures.
+    pub fn send(self) -> Result<Response, ConnectorError> {
+        let req = wit::Request {
+            method: self.method,
+            url: self.full_url(),
+            headers: self.headers,
+            body: self.body,
+        };
+        wit::send(&req, self.paging.as_ref()).map(Response).map_err(map_http_error)
+    }
+    /// Sends and fails unless the status is 2xx (see [`Response::error_for_status`]).
+    pub fn send_ok(self) -> Result<Response, ConnectorError> {
+        self.send()?.error_for_status()
+    }
+}
+
+/// A response from the host.
+#[derive(Debug)]
+pub struct Response(pub wit::Response);
+
+impl Response {
+    /// HTTP status.
+    pub fn status(&self) -> u16 {
+        self.0.status
+    }
+    /// The raw body.
+    pub fn body(&self) -> &[u8] {
+        &self.0.body
+    }
+    /// The next position the host extracted with the request's paging.
+    pub fn next(&self) -> Option<&str> {
+        self.0.next.as_deref()
+    }
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.0.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+    }
+    /// Decodes the body as JSON, or `invalid-vendor-data` naming the URL.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConnectorError> {
+        serde_json::from_slice(&self.0.body).map_err(|e| {
+            ConnectorError::InvalidVendorData(format!("malformed JSON from {}: {e}", self.0.url))
+        })
+    }
+    /// Maps a non-2xx status to the matching [`ConnectorError`].
+    pub fn error_for_status(self) -> Result<Self, ConnectorError> {
+        match status_error(self.0.status, &self.0.body, self.header("retry-after")) {
+            None => Ok(self),
+            Some(e) => Err(e),
+        }
+    }
+}
+
+/// Maps a status and body to an error; `None` for 2xx.
+pub fn status_error(status: u16, body: &[u8], retry_after: Option<&str>) -> Option<ConnectorError> {
+    let message = error_message(body).unwrap_or_else(|| format!("HTTP {status}"));
+    Some(match status {
+        200..=299 => return None,
+        401 => ConnectorError::Unauthorized(message),
+        403 => ConnectorError::Forbidden(message),
+        404 => ConnectorError::NotFound(message),
+        429 => ConnectorError::RateLimited(
+            retry_after.and_then(|v| v.trim().parse::<f64>().ok()).map(|s| (s * 1000.0) as u64).unwrap_or(1000),
+        ),
+        500..=599 => ConnectorError::ServerError(ServerErrorInfo { status, message }),
+        _ => ConnectorError::Rejected(ServerErrorInfo { status, message }),
+    })
+}
+
+/// The most readable message in a vendor error body: a JSON string, an
+/// array of strings, `detail`, `message`, `error.message`, `error_description`,
+/// or the text itself (HTML pages are reduced to a note).
+pub fn error_message(body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+        if text.starts_with('<') {
+            return Some("the vendor answered with an HTML page".into());
+        }
+        return Some(text.chars().take(500).collect());
+    };
+    use serde_json::Value;
+    let pick = |v: &Value| -> Option<String> {
+        for path in ["/detail", "/message", "/error/message", "/error_description", "/error"] {
+            if let Some(Value::String(s)) = v.pointer(path) {
+                return Some(s.clone());
+            }
+        }
+        None
+    };
+    match &value {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(items) => Some(
+            items.iter().map(|i| i.as_str().map(str::to_owned).unwrap_or_else(|| i.to_string())).collect::<Vec<_>>().join("; "),
+        ),
+        other => pick(other).or_else(|| Some(other.to_string().chars().take(500).collect())),
+    }
+}
+
+fn map_http_error(e: HttpError) -> ConnectorError {
+    match e {
+        HttpError::Denied(m) => ConnectorError::InvalidConfig(format!("request denied by the host: {m}")),
+        HttpError::Timeout(m) | HttpError::ConnectionFailed(m) => ConnectorError::ConnectionFailed(m),
+        HttpError::TlsFailure(m) => ConnectorError::TlsFailure(m),
+        HttpError::TooLarge(n) => ConnectorError::InvalidVendorData(format!("response larger than the host's cap ({n} bytes)")),
+        HttpError::RateLimited(ms) => ConnectorError::RateLimited(ms),
+        HttpError::AuthFailed(m) => ConnectorError::Unauthorized(m),
+        HttpError::InvalidRequest(m) => ConnectorError::InvalidConfig(m),
+    }
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_is_encoded_and_appended() {
+        let r = Request::get("https://x.test/a?b=1").query("q", "a b&c").query("n", 3);
+        assert_eq!(r.full_url(), "https://x.test/a?b=1&q=a%20b%26c&n=3");
+    }
+
+    #[test]
+    fn vendor_error_bodies_become_readable() {
+        assert_eq!(error_message(br#""This device is already locked.""#).unwrap(), "This device is already locked.");
+        assert_eq!(error_message(br#"["Device is not in lost mode."]"#).unwrap(), "Device is not in lost mode.");
+        assert_eq!(error_message(br#"{"detail":"nope"}"#).unwrap(), "nope");
+        assert_eq!(error_message(br#"{"error":{"code":"X","message":"m"}}"#).unwrap(), "m");
+        assert!(error_message(b"<!doctype html><h1>Not Found</h1>").unwrap().contains("HTML"));
+        assert!(error_message(b"").is_none());
+    }
+
+    #[test]
+    fn statuses_map_to_error_classes() {
+        assert!(status_error(204, b"", None).is_none());
+        assert!(matches!(status_error(401, b"", None), Some(ConnectorError::Unauthorized(_))));
+        assert!(matches!(status_error(403, b"", None), Some(ConnectorError::Forbidden(_))));
+        assert!(matches!(status_error(429, b"", Some("2.5")), Some(ConnectorError::RateLimited(2500))));
+        assert!(matches!(status_error(502, b"", None), Some(ConnectorError::ServerError(_))));
+        assert!(matches!(status_error(400, br#""bad""#, None), Some(ConnectorError::Rejected(ServerErrorInfo { status: 400, .. }))));
+    }
+}
