@@ -1,0 +1,174 @@
+//! One account's binding of a connector: validated config, secrets, expanded
+//! origins, and the per-account HTTP state (origin policy, credentials, rate
+//! limits). Secrets live here and are never passed to the connector.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use url::Url;
+
+use crate::contract::{ConnectorInfo, Context, ConfigEntry};
+use crate::http::auth::Auth;
+use crate::http::policy::OriginPolicy;
+use crate::http::ratelimit::{RateLimits, RateOverride};
+use crate::template;
+
+/// A secret value; its `Debug` and `Display` never show it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The plaintext, for the one place that injects it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// An operator's `--endpoint`: every declared origin, or the one whose host
+/// is `host`, is sent to `target` (a simulator, an on-prem server). Only an
+/// endpoint may point at loopback or private addresses, or use plain http.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The declared origin's host this applies to; `None` for all.
+    pub host: Option<String>,
+    /// Base URL requests are sent to instead.
+    pub target: Url,
+}
+
+impl std::str::FromStr for Endpoint {
+    type Err = String;
+    /// `URL` or `HOST=URL`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (host, url) = match s.split_once('=') {
+            Some((h, u)) if !h.contains('/') => (Some(h.to_ascii_lowercase()), u),
+            _ => (None, s),
+        };
+        let target = Url::parse(url).map_err(|e| format!("bad endpoint URL `{url}`: {e}"))?;
+        if !matches!(target.scheme(), "http" | "https") || target.host_str().is_none() {
+            return Err(format!("endpoint `{url}` must be an http(s) URL with a host"));
+        }
+        Ok(Self { host, target })
+    }
+}
+
+/// What the operator gives for an account.
+#[derive(Debug, Clone, Default)]
+pub struct AccountSpec {
+    /// mdmhub's account id.
+    pub id: String,
+    /// Non-secret config by key.
+    pub config: BTreeMap<String, String>,
+    /// Secrets by config key.
+    pub secrets: BTreeMap<String, Secret>,
+    /// Endpoint overrides.
+    pub endpoints: Vec<Endpoint>,
+    /// Operator's override of the connector's rate policy.
+    pub rate: Option<RateOverride>,
+}
+
+/// Why an account's configuration does not fit its connector.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid account configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// A connector bound to one account, shared by every call for it.
+pub struct AccountSession {
+    /// The account id.
+    pub id: String,
+    /// Non-secret config with defaults applied (what the guest sees).
+    pub config: BTreeMap<String, String>,
+    /// Declared origins, expanded.
+    pub origins: Vec<String>,
+    /// Deep-link template, expanded except `{device_id}`.
+    pub device_url: Option<String>,
+    pub(crate) policy: OriginPolicy,
+    pub(crate) auth: Auth,
+    pub(crate) limits: RateLimits,
+}
+
+impl fmt::Debug for AccountSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccountSession").field("id", &self.id).field("origins", &self.origins).finish()
+    }
+}
+
+impl AccountSession {
+    /// Validates `spec` against the connector's config fields and builds the
+    /// account's HTTP state.
+    pub fn new(info: &ConnectorInfo, spec: AccountSpec) -> Result<Arc<Self>, ConfigError> {
+        let mut config = BTreeMap::new();
+        let mut vars = BTreeMap::new();
+        for field in &info.config {
+            let given = if field.secret {
+                spec.secrets.get(&field.key).map(|s| s.expose().to_owned())
+            } else {
+                spec.config.get(&field.key).cloned()
+            };
+            let value = given.filter(|v| !v.is_empty()).or_else(|| field.default_value.clone());
+            let Some(value) = value else {
+                if field.required {
+                    let kind = if field.secret { "secret" } else { "config" };
+                    return Err(ConfigError(format!("{kind} `{}` ({}) is required", field.key, field.label)));
+                }
+                continue;
+            };
+            if !field.allowed_values.is_empty() {
+                let allowed = field.allowed_values.iter().find(|a| a.value == value).ok_or_else(|| {
+                    let list: Vec<_> = field.allowed_values.iter().map(|a| a.value.as_str()).collect();
+                    ConfigError(format!("`{}` must be one of {}, not `{value}`", field.key, list.join(", ")))
+                })?;
+                for v in &allowed.variables {
+                    vars.insert(v.name.clone(), v.value.clone());
+                }
+            }
+            if !field.secret {
+                vars.insert(field.key.clone(), value.clone());
+                config.insert(field.key.clone(), value);
+            }
+        }
+        for key in spec.config.keys() {
+            if !info.config.iter().any(|f| &f.key == key && !f.secret) {
+                return Err(ConfigError(format!("`{key}` is not a config field of connector `{}`", info.id)));
+            }
+        }
+        let expand = |t: &str| template::expand(t, &vars).map_err(ConfigError);
+        let origins = info.origins.iter().map(|o| expand(o)).collect::<Result<Vec<_>, _>>()?;
+        let device_url = match &info.device_url_template {
+            Some(t) => {
+                let mut with_id = vars.clone();
+                with_id.insert("device_id".into(), "{device_id}".into());
+                Some(template::expand(t, &with_id).map_err(ConfigError)?)
+            }
+            None => None,
+        };
+        let auth = Auth::new(&info.auth, &spec.secrets, &config, &expand)?;
+        let policy = OriginPolicy::new(&origins, &spec.endpoints, auth.token_url())?;
+        let limits = RateLimits::new(&info.rate_policy, spec.rate.as_ref());
+        Ok(Arc::new(Self { id: spec.id, config, origins, device_url, policy, auth, limits }))
+    }
+
+    /// The context passed to the connector: no secrets.
+    pub fn context(&self) -> Context {
+        Context {
+            account_id: self.id.clone(),
+            config: self.config.iter().map(|(k, v)| ConfigEntry { key: k.clone(), value: v.clone() }).collect(),
+            origins: self.origins.clone(),
+        }
+    }
+
+    /// Rate-limit waits so far (count, total milliseconds), for progress reports.
+    pub fn rate_limit_waits(&self) -> (u64, u64) {
+        self.limits.waits()
+    }
+}

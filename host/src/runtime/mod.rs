@@ -1,0 +1,238 @@
+//! The sandboxed runtime: one engine ([`engine`]), compiled components cached
+//! on disk ([`cache`]), connectors loaded and checked ([`loader`],
+//! [`validate`]), and calls, each in a fresh `Store` ([`state`]) with a
+//! memory cap, a CPU budget and a wall-clock deadline.
+
+pub mod bindings;
+pub mod cache;
+pub mod engine;
+pub mod loader;
+pub mod state;
+pub mod validate;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+
+use crate::account::{AccountSession, AccountSpec, ConfigError};
+use crate::contract::*;
+use crate::http::{HttpClient, HttpLimits};
+pub use loader::{Registry, Rejected, Source};
+use state::{CallEnv, CallState};
+
+/// How the runtime is sized and limited.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Engine pool sizing.
+    pub engine: engine::EngineLimits,
+    /// Memory cap of one call.
+    pub memory_bytes: usize,
+    /// Guest CPU time allowed between host calls.
+    pub cpu_budget: Duration,
+    /// Wall-clock limit of one call, host waits included.
+    pub call_timeout: Duration,
+    /// Where compiled artifacts are cached (`None`: compile every load).
+    pub cache_dir: Option<PathBuf>,
+    /// HTTP limits.
+    pub http: HttpLimits,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            engine: engine::EngineLimits::default(),
+            memory_bytes: 256 << 20,
+            cpu_budget: Duration::from_secs(10),
+            call_timeout: Duration::from_secs(300),
+            cache_dir: None,
+            http: HttpLimits::default(),
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The connector answered with an error.
+    #[error("{}", describe_connector_error(.0))]
+    Connector(ConnectorError),
+    /// The guest trapped (a bug, or a limit it hit); only this call failed.
+    #[error("connector trapped: {0}")]
+    Trap(String),
+    /// The call ran past its wall-clock limit.
+    #[error("call exceeded its time limit of {0:?}")]
+    Timeout(Duration),
+    /// The connector's answer breaks the contract.
+    #[error("connector returned an invalid result: {0}")]
+    InvalidOutput(String),
+}
+
+/// A readable line for a connector error, with its class first.
+pub fn describe_connector_error(e: &ConnectorError) -> String {
+    match e {
+        ConnectorError::Unauthorized(m) => format!("unauthorized: {m}"),
+        ConnectorError::Forbidden(m) => format!("forbidden: {m}"),
+        ConnectorError::NotFound(m) => format!("not found: {m}"),
+        ConnectorError::RateLimited(ms) => format!("rate limited: retry after {ms} ms"),
+        ConnectorError::ConnectionFailed(m) => format!("connection failed: {m}"),
+        ConnectorError::TlsFailure(m) => format!("TLS error: {m}"),
+        ConnectorError::ServerError(s) => format!("server error {}: {}", s.status, s.message),
+        ConnectorError::InvalidConfig(m) => format!("invalid config: {m}"),
+        ConnectorError::Unsupported(m) => format!("unsupported: {m}"),
+        ConnectorError::InvalidVendorData(m) => format!("invalid vendor data: {m}"),
+        ConnectorError::Rejected(s) => format!("rejected by the vendor ({}): {}", s.status, s.message),
+    }
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<CallState>,
+    cache: cache::ArtifactCache,
+    config: RuntimeConfig,
+    http: HttpClient,
+}
+
+/// The runtime; cheap to clone.
+#[derive(Clone)]
+pub struct Runtime(Arc<Inner>);
+
+impl Runtime {
+    /// Builds the engine, the linker (WASI p2 locked down, wasi-http denied,
+    /// the contract's imports) and the HTTP client.
+    pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
+        let engine = engine::build(config.engine)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        bindings::Connector::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s)?;
+        let cache = cache::ArtifactCache::new(&engine, config.cache_dir.clone());
+        let http = HttpClient::new(config.http);
+        Ok(Self(Arc::new(Inner { engine, linker, cache, config, http })))
+    }
+
+    /// Binds an account to a connector (validating its config).
+    pub fn session(&self, connector: &Connector, spec: AccountSpec) -> Result<Arc<AccountSession>, ConfigError> {
+        let session = AccountSession::new(&connector.info, spec)?;
+        self.0.http.register(&session);
+        Ok(session)
+    }
+
+    /// The shared HTTP client.
+    pub fn http(&self) -> &HttpClient {
+        &self.0.http
+    }
+}
+
+/// A loaded connector, ready to call.
+pub struct Connector {
+    /// What `describe()` said (validated).
+    pub info: ConnectorInfo,
+    /// Where it came from.
+    pub source: Source,
+    /// sha256 of the component.
+    pub sha256: String,
+    pre: bindings::ConnectorPre<CallState>,
+    rt: Runtime,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector").field("id", &self.info.id).field("source", &self.source).finish()
+    }
+}
+
+impl Connector {
+    /// Runs `describe()`.
+    pub async fn describe(&self) -> Result<ConnectorInfo, CallError> {
+        let (mut store, inst, deadline) = self.instantiate(None).await?;
+        finish(deadline, self.timeout(), inst.call_describe(&mut store)).await
+    }
+
+    /// Runs `check()`: proves the account's credentials and config.
+    pub async fn check(&self, session: &Arc<AccountSession>) -> Result<(), CallError> {
+        let (mut store, inst, deadline) = self.instantiate(Some(session.clone())).await?;
+        let ctx = session.context();
+        finish(deadline, self.timeout(), inst.call_check(&mut store, &ctx)).await?.map_err(CallError::Connector)
+    }
+
+    /// Lists one page of `kind` from `cursor`.
+    pub async fn list(
+        &self,
+        session: &Arc<AccountSession>,
+        kind: ResourceKind,
+        cursor: Option<&str>,
+        options: &ListOptions,
+    ) -> Result<Page, CallError> {
+        let (mut store, inst, deadline) = self.instantiate(Some(session.clone())).await?;
+        let ctx = session.context();
+        let page = finish(deadline, self.timeout(), inst.call_list(&mut store, &ctx, kind, cursor, options)).await?.map_err(CallError::Connector)?;
+        validate::page(page, kind)
+    }
+
+    /// Reads one object of `kind`.
+    pub async fn get(&self, session: &Arc<AccountSession>, kind: ResourceKind, id: &str) -> Result<Entity, CallError> {
+        let (mut store, inst, deadline) = self.instantiate(Some(session.clone())).await?;
+        let ctx = session.context();
+        let entity = finish(deadline, self.timeout(), inst.call_get(&mut store, &ctx, kind, id)).await?.map_err(CallError::Connector)?;
+        validate::entity(entity, kind)
+    }
+
+    /// Runs an action on a device.
+    pub async fn action(&self, session: &Arc<AccountSession>, device_id: &str, request: &ActionRequest) -> Result<ActionOutcome, CallError> {
+        let (mut store, inst, deadline) = self.instantiate(Some(session.clone())).await?;
+        let ctx = session.context();
+        finish(deadline, self.timeout(), inst.call_action(&mut store, &ctx, device_id, request)).await?.map_err(CallError::Connector)
+    }
+
+    fn timeout(&self) -> Duration {
+        self.rt.0.config.call_timeout
+    }
+
+    /// A fresh instance in a fresh store: nothing leaks between calls.
+    async fn instantiate(&self, session: Option<Arc<AccountSession>>) -> Result<(Store<CallState>, bindings::Connector, Instant), CallError> {
+        let rt = &self.rt.0;
+        let deadline = Instant::now() + rt.config.call_timeout;
+        let env = CallEnv { connector: self.info.id.as_str().into(), session, http: rt.http.clone(), deadline };
+        let mut store = Store::new(&rt.engine, CallState::new(env, rt.config.memory_bytes));
+        store.limiter(|s| &mut s.limits);
+        let budget = rt.config.cpu_budget;
+        // Checked every tick while the guest runs: yield so the wall-clock
+        // timeout and other tasks get a turn, and trap once the guest has run
+        // `budget` since it last returned from a host call.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |ctx| {
+            if ctx.data().guest_since.elapsed() > budget { Ok(UpdateDeadline::Interrupt) } else { Ok(UpdateDeadline::Yield(1)) }
+        });
+        let inst = self.pre.instantiate_async(&mut store).await.map_err(|e| trap(e, budget))?;
+        store.data_mut().guest_since = Instant::now();
+        Ok((store, inst, deadline))
+    }
+}
+
+/// Awaits a guest call within the deadline and turns traps into errors.
+async fn finish<T>(deadline: Instant, limit: Duration, fut: impl Future<Output = wasmtime::Result<T>>) -> Result<T, CallError> {
+    match tokio::time::timeout_at(deadline.into(), fut).await {
+        Err(_) => Err(CallError::Timeout(limit)),
+        Ok(Err(e)) => Err(trap(e, Duration::ZERO)),
+        Ok(Ok(v)) => Ok(v),
+    }
+}
+
+fn trap(e: wasmtime::Error, _budget: Duration) -> CallError {
+    let what = match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => "used its CPU budget without returning to the host (an endless loop?)".to_string(),
+        Some(Trap::StackOverflow) => "stack overflow (unbounded recursion?)".to_string(),
+        _ => {
+            let text = format!("{e:?}");
+            if text.contains("forcing trap when growing memory") {
+                "exceeded its memory limit".to_string()
+            } else {
+                text.lines().next().unwrap_or("unknown trap").to_string()
+            }
+        }
+    };
+    CallError::Trap(what)
+}
