@@ -29,6 +29,7 @@ pub mod bindings {
         export_macro_name: "__export_world",
         default_bindings_module: "mdmhub_sdk::bindings",
         generate_all,
+        additional_derives: [PartialEq],
     });
 }
 

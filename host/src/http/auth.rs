@@ -45,6 +45,7 @@ struct CachedToken {
 }
 
 /// A token endpoint's answer, before caching.
+#[derive(Debug)]
 pub struct FetchedToken {
     /// The token.
     pub value: Secret,

@@ -88,7 +88,7 @@ impl Runtime {
                     }
                 }
                 Err(reason) => {
-                    tracing::warn!(%source, %reason, "connector rejected");
+                    tracing::info!(%source, %reason, "connector rejected");
                     registry.rejected.push(Rejected { source: source.to_string(), reason });
                 }
             }

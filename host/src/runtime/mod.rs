@@ -206,7 +206,7 @@ impl Connector {
         store.epoch_deadline_callback(move |ctx| {
             if ctx.data().guest_since.elapsed() > budget { Ok(UpdateDeadline::Interrupt) } else { Ok(UpdateDeadline::Yield(1)) }
         });
-        let inst = self.pre.instantiate_async(&mut store).await.map_err(|e| trap(e, budget))?;
+        let inst = self.pre.instantiate_async(&mut store).await.map_err(trap)?;
         store.data_mut().guest_since = Instant::now();
         Ok((store, inst, deadline))
     }
@@ -216,21 +216,23 @@ impl Connector {
 async fn finish<T>(deadline: Instant, limit: Duration, fut: impl Future<Output = wasmtime::Result<T>>) -> Result<T, CallError> {
     match tokio::time::timeout_at(deadline.into(), fut).await {
         Err(_) => Err(CallError::Timeout(limit)),
-        Ok(Err(e)) => Err(trap(e, Duration::ZERO)),
+        Ok(Err(e)) => Err(trap(e)),
         Ok(Ok(v)) => Ok(v),
     }
 }
 
-fn trap(e: wasmtime::Error, _budget: Duration) -> CallError {
+fn trap(e: wasmtime::Error) -> CallError {
     let what = match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => "used its CPU budget without returning to the host (an endless loop?)".to_string(),
         Some(Trap::StackOverflow) => "stack overflow (unbounded recursion?)".to_string(),
-        _ => {
+        Some(Trap::UnreachableCodeReached) => "panicked (wasm `unreachable` executed)".to_string(),
+        Some(other) => other.to_string(),
+        None => {
             let text = format!("{e:?}");
             if text.contains("forcing trap when growing memory") {
                 "exceeded its memory limit".to_string()
             } else {
-                text.lines().next().unwrap_or("unknown trap").to_string()
+                e.to_string()
             }
         }
     };

@@ -1,0 +1,8 @@
+//! The one integration-test binary (each binary relinks wasmtime).
+
+mod example;
+mod http_rules;
+mod loading;
+mod sandbox;
+mod server;
+mod support;

@@ -1,0 +1,95 @@
+//! Shared test helpers: a runtime with a compiled-artifact cache shared by
+//! every test process, the test components, and account specs.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mdmhub::account::{AccountSession, AccountSpec, Secret};
+use mdmhub::contract::*;
+use mdmhub::runtime::{Connector, Runtime, RuntimeConfig, Source};
+
+/// The compiled-artifact cache shared by all tests (keyed by content hash).
+pub fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("artifact-cache")
+}
+
+/// A runtime with test-sized limits: 1 s of guest CPU, 20 s per call,
+/// 192 MiB of memory (room for the hostile component's oversized page).
+pub fn runtime() -> Runtime {
+    Runtime::new(RuntimeConfig {
+        cpu_budget: Duration::from_secs(1),
+        call_timeout: Duration::from_secs(20),
+        memory_bytes: 192 << 20,
+        cache_dir: Some(cache_dir()),
+        ..RuntimeConfig::default()
+    })
+    .unwrap()
+}
+
+/// Paths of the components built by `tests/build.rs`.
+pub mod wasm {
+    pub const EXAMPLE: &str = env!("MDMHUB_WASM_EXAMPLE_RUST_MINIMAL");
+    pub const HOSTILE: &str = env!("MDMHUB_WASM_TEST_HOSTILE");
+    pub const BAD_DESCRIBE: &str = env!("MDMHUB_WASM_TEST_BAD_DESCRIBE");
+    pub const OTHER_WORLD: &str = env!("MDMHUB_WASM_TEST_OTHER_WORLD");
+}
+
+/// Loads a component file, panicking with the rejection reason.
+pub async fn load(rt: &Runtime, path: &str) -> Connector {
+    let bytes = std::fs::read(path).unwrap();
+    rt.load(Source::File(path.into()), &bytes).await.unwrap_or_else(|e| panic!("{path} rejected: {e}"))
+}
+
+/// An account spec: `config` and `secrets` as pairs, every origin sent to `endpoint`.
+pub fn spec(config: &[(&str, &str)], secrets: &[(&str, &str)], endpoint: Option<&str>) -> AccountSpec {
+    AccountSpec {
+        id: "acct-test".into(),
+        config: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        secrets: secrets.iter().map(|(k, v)| (k.to_string(), Secret::new(*v))).collect::<BTreeMap<_, _>>(),
+        endpoints: endpoint.into_iter().map(|e| e.parse().unwrap()).collect(),
+        rate: None,
+    }
+}
+
+/// A session for a loaded connector.
+pub fn session(rt: &Runtime, c: &Connector, spec: AccountSpec) -> Arc<AccountSession> {
+    rt.session(c, spec).unwrap()
+}
+
+/// A config field.
+pub fn field(key: &str, secret: bool) -> ConfigField {
+    ConfigField { key: key.into(), label: key.into(), help: None, required: true, secret, allowed_values: vec![], default_value: None }
+}
+
+/// A connector description for host-level HTTP tests (no component).
+pub fn info(auth: AuthScheme, fields: Vec<ConfigField>, origins: &[&str], rate: RatePolicy) -> ConnectorInfo {
+    ConnectorInfo {
+        id: "test".into(),
+        name: "test".into(),
+        version: "0".into(),
+        config: fields,
+        auth,
+        origins: origins.iter().map(|o| o.to_string()).collect(),
+        rate_policy: rate,
+        resources: vec![],
+        actions: vec![],
+        device_url_template: None,
+    }
+}
+
+/// A permissive rate policy.
+pub fn no_limits() -> RatePolicy {
+    RatePolicy { buckets: vec![], max_concurrent: 16 }
+}
+
+/// A GET request.
+pub fn get(url: &str) -> HttpRequest {
+    HttpRequest { method: Method::Get, url: url.into(), headers: vec![], body: None }
+}
+
+/// A deadline `secs` from now.
+pub fn within(secs: u64) -> std::time::Instant {
+    std::time::Instant::now() + Duration::from_secs(secs)
+}
