@@ -13,11 +13,21 @@ fn main() {
         let dir = p.trim_start_matches("mdmhub-connector-");
         mdmhub_build_support::watch(&root.join("connectors").join(dir));
     }
-    let wasm = if BUILTINS.is_empty() { Vec::new() } else { mdmhub_build_support::build_guests(BUILTINS) };
+    let wasm = if BUILTINS.is_empty() {
+        Vec::new()
+    } else {
+        mdmhub_build_support::build_guests(BUILTINS)
+    };
     let entries: Vec<String> = BUILTINS
         .iter()
         .zip(&wasm)
-        .map(|(name, path)| format!("({:?}, include_bytes!({:?}) as &[u8])", name.trim_start_matches("mdmhub-connector-"), path.display().to_string()))
+        .map(|(name, path)| {
+            format!(
+                "({:?}, include_bytes!({:?}) as &[u8])",
+                name.trim_start_matches("mdmhub-connector-"),
+                path.display().to_string()
+            )
+        })
         .collect();
     let out = Path::new(&std::env::var("OUT_DIR").unwrap()).join("builtins.rs");
     std::fs::write(out, format!("&[{}]", entries.join(", "))).unwrap();

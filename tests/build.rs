@@ -15,7 +15,10 @@ fn main() {
     }
     let names: Vec<&str> = GUESTS.iter().map(|(n, _)| *n).collect();
     for (name, path) in names.iter().zip(mdmhub_build_support::build_guests(&names)) {
-        let var = name.trim_start_matches("mdmhub-").replace('-', "_").to_uppercase();
+        let var = name
+            .trim_start_matches("mdmhub-")
+            .replace('-', "_")
+            .to_uppercase();
         println!("cargo:rustc-env=MDMHUB_WASM_{var}={}", path.display());
     }
     println!("cargo:rerun-if-changed=build.rs");

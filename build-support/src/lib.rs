@@ -75,7 +75,8 @@ pub fn watch(crate_dir: &Path) {
 /// The workspace root: the nearest ancestor of the calling crate whose
 /// `Cargo.toml` declares `[workspace]`.
 pub fn workspace_root() -> PathBuf {
-    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("run from a build script"));
+    let manifest_dir =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("run from a build script"));
     manifest_dir
         .ancestors()
         .find(|d| {

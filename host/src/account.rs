@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use url::Url;
 
-use crate::contract::{ConnectorInfo, Context, ConfigEntry};
+use crate::contract::{ConfigEntry, ConnectorInfo, Context};
 use crate::http::auth::Auth;
 use crate::http::policy::OriginPolicy;
 use crate::http::ratelimit::{RateLimits, RateOverride};
@@ -56,7 +56,9 @@ impl std::str::FromStr for Endpoint {
         };
         let target = Url::parse(url).map_err(|e| format!("bad endpoint URL `{url}`: {e}"))?;
         if !matches!(target.scheme(), "http" | "https") || target.host_str().is_none() {
-            return Err(format!("endpoint `{url}` must be an http(s) URL with a host"));
+            return Err(format!(
+                "endpoint `{url}` must be an http(s) URL with a host"
+            ));
         }
         Ok(Self { host, target })
     }
@@ -99,7 +101,10 @@ pub struct AccountSession {
 
 impl fmt::Debug for AccountSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccountSession").field("id", &self.id).field("origins", &self.origins).finish()
+        f.debug_struct("AccountSession")
+            .field("id", &self.id)
+            .field("origins", &self.origins)
+            .finish()
     }
 }
 
@@ -115,19 +120,36 @@ impl AccountSession {
             } else {
                 spec.config.get(&field.key).cloned()
             };
-            let value = given.filter(|v| !v.is_empty()).or_else(|| field.default_value.clone());
+            let value = given
+                .filter(|v| !v.is_empty())
+                .or_else(|| field.default_value.clone());
             let Some(value) = value else {
                 if field.required {
                     let kind = if field.secret { "secret" } else { "config" };
-                    return Err(ConfigError(format!("{kind} `{}` ({}) is required", field.key, field.label)));
+                    return Err(ConfigError(format!(
+                        "{kind} `{}` ({}) is required",
+                        field.key, field.label
+                    )));
                 }
                 continue;
             };
             if !field.allowed_values.is_empty() {
-                let allowed = field.allowed_values.iter().find(|a| a.value == value).ok_or_else(|| {
-                    let list: Vec<_> = field.allowed_values.iter().map(|a| a.value.as_str()).collect();
-                    ConfigError(format!("`{}` must be one of {}, not `{value}`", field.key, list.join(", ")))
-                })?;
+                let allowed = field
+                    .allowed_values
+                    .iter()
+                    .find(|a| a.value == value)
+                    .ok_or_else(|| {
+                        let list: Vec<_> = field
+                            .allowed_values
+                            .iter()
+                            .map(|a| a.value.as_str())
+                            .collect();
+                        ConfigError(format!(
+                            "`{}` must be one of {}, not `{value}`",
+                            field.key,
+                            list.join(", ")
+                        ))
+                    })?;
                 for v in &allowed.variables {
                     vars.insert(v.name.clone(), v.value.clone());
                 }
@@ -139,11 +161,18 @@ impl AccountSession {
         }
         for key in spec.config.keys() {
             if !info.config.iter().any(|f| &f.key == key && !f.secret) {
-                return Err(ConfigError(format!("`{key}` is not a config field of connector `{}`", info.id)));
+                return Err(ConfigError(format!(
+                    "`{key}` is not a config field of connector `{}`",
+                    info.id
+                )));
             }
         }
         let expand = |t: &str| template::expand(t, &vars).map_err(ConfigError);
-        let origins = info.origins.iter().map(|o| expand(o)).collect::<Result<Vec<_>, _>>()?;
+        let origins = info
+            .origins
+            .iter()
+            .map(|o| expand(o))
+            .collect::<Result<Vec<_>, _>>()?;
         let device_url = match &info.device_url_template {
             Some(t) => {
                 let mut with_id = vars.clone();
@@ -155,14 +184,29 @@ impl AccountSession {
         let auth = Auth::new(&info.auth, &spec.secrets, &config, &expand)?;
         let policy = OriginPolicy::new(&origins, &spec.endpoints, auth.token_url())?;
         let limits = RateLimits::new(&info.rate_policy, spec.rate.as_ref());
-        Ok(Arc::new(Self { id: spec.id, config, origins, device_url, policy, auth, limits }))
+        Ok(Arc::new(Self {
+            id: spec.id,
+            config,
+            origins,
+            device_url,
+            policy,
+            auth,
+            limits,
+        }))
     }
 
     /// The context passed to the connector: no secrets.
     pub fn context(&self) -> Context {
         Context {
             account_id: self.id.clone(),
-            config: self.config.iter().map(|(k, v)| ConfigEntry { key: k.clone(), value: v.clone() }).collect(),
+            config: self
+                .config
+                .iter()
+                .map(|(k, v)| ConfigEntry {
+                    key: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
             origins: self.origins.clone(),
         }
     }

@@ -2,8 +2,8 @@
 //! version). Older versions would be converted into these.
 
 pub use crate::runtime::bindings::mdmhub::connector::http::{
-    BodyCursorPaging, Header, HttpError, KeysetPaging, NextUrlPaging, OffsetPaging, PageNumberPaging, Paging,
-    Request as HttpRequest, Response as HttpResponse,
+    BodyCursorPaging, Header, HttpError, KeysetPaging, NextUrlPaging, OffsetPaging,
+    PageNumberPaging, Paging, Request as HttpRequest, Response as HttpResponse,
 };
 pub use crate::runtime::bindings::mdmhub::connector::types::*;
 
@@ -25,9 +25,14 @@ impl ResourceKind {
 impl std::str::FromStr for ResourceKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        [ResourceKind::Devices, ResourceKind::Users, ResourceKind::Apps, ResourceKind::Organizations]
-            .into_iter()
-            .find(|k| k.name() == s || k.name().trim_end_matches('s') == s)
-            .ok_or_else(|| format!("unknown resource `{s}` (devices, users, apps, organizations)"))
+        [
+            ResourceKind::Devices,
+            ResourceKind::Users,
+            ResourceKind::Apps,
+            ResourceKind::Organizations,
+        ]
+        .into_iter()
+        .find(|k| k.name() == s || k.name().trim_end_matches('s') == s)
+        .ok_or_else(|| format!("unknown resource `{s}` (devices, users, apps, organizations)"))
     }
 }

@@ -40,9 +40,19 @@ mod tests {
 
     #[test]
     fn expands_and_reports_unknown_names() {
-        let vars = BTreeMap::from([("subdomain".into(), "acme".into()), ("api_host".into(), "api.kandji.io".into())]);
-        assert_eq!(expand("https://{subdomain}.{api_host}", &vars).unwrap(), "https://acme.api.kandji.io");
-        assert!(expand("https://{tenant}.x", &vars).unwrap_err().contains("{tenant}"));
+        let vars = BTreeMap::from([
+            ("subdomain".into(), "acme".into()),
+            ("api_host".into(), "api.kandji.io".into()),
+        ]);
+        assert_eq!(
+            expand("https://{subdomain}.{api_host}", &vars).unwrap(),
+            "https://acme.api.kandji.io"
+        );
+        assert!(
+            expand("https://{tenant}.x", &vars)
+                .unwrap_err()
+                .contains("{tenant}")
+        );
         assert!(expand("https://{oops", &vars).is_err());
         assert_eq!(names("https://{a}.{b}/x"), vec!["a", "b"]);
     }

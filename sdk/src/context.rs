@@ -1,6 +1,6 @@
 //! Reading the account's config and origins from a call's [`Context`].
 
-use crate::{Context, ConnectorError};
+use crate::{ConnectorError, Context};
 
 /// Convenience readers on [`Context`].
 pub trait ContextExt {

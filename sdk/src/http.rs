@@ -1,8 +1,8 @@
 //! A request builder over the host's `http` capability, and status mapping.
 
 use crate::bindings::mdmhub::connector::http as wit;
-pub use wit::{HttpError, Paging};
 use crate::{ConnectorError, Method, ServerErrorInfo};
+pub use wit::{HttpError, Paging};
 
 /// An outgoing request under construction.
 #[derive(Debug, Clone)]
@@ -18,7 +18,14 @@ pub struct Request {
 impl Request {
     /// A request with `method` to an absolute `url`.
     pub fn new(method: Method, url: impl Into<String>) -> Self {
-        Self { method, url: url.into(), query: Vec::new(), headers: Vec::new(), body: None, paging: None }
+        Self {
+            method,
+            url: url.into(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+            paging: None,
+        }
     }
     /// A GET request.
     pub fn get(url: impl Into<String>) -> Self {
@@ -39,7 +46,10 @@ impl Request {
     }
     /// Adds a header. The host refuses `authorization`, `cookie` and `host`.
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push(wit::Header { name: name.into(), value: value.into() });
+        self.headers.push(wit::Header {
+            name: name.into(),
+            value: value.into(),
+        });
         self
     }
     /// Sets a JSON body and its content type.
@@ -81,7 +91,9 @@ impl Request {
             headers: self.headers,
             body: self.body,
         };
-        wit::send(&req, self.paging.as_ref()).map(Response).map_err(map_http_error)
+        wit::send(&req, self.paging.as_ref())
+            .map(Response)
+            .map_err(map_http_error)
     }
     /// Sends and fails unless the status is 2xx (see [`Response::error_for_status`]).
     pub fn send_ok(self) -> Result<Response, ConnectorError> {
@@ -108,7 +120,11 @@ impl Response {
     }
     /// The first header named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.0.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+        self.0
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
     }
     /// Decodes the body as JSON, or `invalid-vendor-data` naming the URL.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConnectorError> {
@@ -134,7 +150,10 @@ pub fn status_error(status: u16, body: &[u8], retry_after: Option<&str>) -> Opti
         403 => ConnectorError::Forbidden(message),
         404 => ConnectorError::NotFound(message),
         429 => ConnectorError::RateLimited(
-            retry_after.and_then(|v| v.trim().parse::<f64>().ok()).map(|s| (s * 1000.0) as u64).unwrap_or(1000),
+            retry_after
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .map(|s| (s * 1000.0) as u64)
+                .unwrap_or(1000),
         ),
         500..=599 => ConnectorError::ServerError(ServerErrorInfo { status, message }),
         _ => ConnectorError::Rejected(ServerErrorInfo { status, message }),
@@ -158,7 +177,13 @@ pub fn error_message(body: &[u8]) -> Option<String> {
     };
     use serde_json::Value;
     let pick = |v: &Value| -> Option<String> {
-        for path in ["/detail", "/message", "/error/message", "/error_description", "/error"] {
+        for path in [
+            "/detail",
+            "/message",
+            "/error/message",
+            "/error_description",
+            "/error",
+        ] {
             if let Some(Value::String(s)) = v.pointer(path) {
                 return Some(s.clone());
             }
@@ -168,7 +193,15 @@ pub fn error_message(body: &[u8]) -> Option<String> {
     match &value {
         Value::String(s) => Some(s.clone()),
         Value::Array(items) => Some(
-            items.iter().map(|i| i.as_str().map(str::to_owned).unwrap_or_else(|| i.to_string())).collect::<Vec<_>>().join("; "),
+            items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| i.to_string())
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
         ),
         other => pick(other).or_else(|| Some(other.to_string().chars().take(500).collect())),
     }
@@ -176,10 +209,16 @@ pub fn error_message(body: &[u8]) -> Option<String> {
 
 fn map_http_error(e: HttpError) -> ConnectorError {
     match e {
-        HttpError::Denied(m) => ConnectorError::InvalidConfig(format!("request denied by the host: {m}")),
-        HttpError::Timeout(m) | HttpError::ConnectionFailed(m) => ConnectorError::ConnectionFailed(m),
+        HttpError::Denied(m) => {
+            ConnectorError::InvalidConfig(format!("request denied by the host: {m}"))
+        }
+        HttpError::Timeout(m) | HttpError::ConnectionFailed(m) => {
+            ConnectorError::ConnectionFailed(m)
+        }
         HttpError::TlsFailure(m) => ConnectorError::TlsFailure(m),
-        HttpError::TooLarge(n) => ConnectorError::InvalidVendorData(format!("response larger than the host's cap ({n} bytes)")),
+        HttpError::TooLarge(n) => ConnectorError::InvalidVendorData(format!(
+            "response larger than the host's cap ({n} bytes)"
+        )),
         HttpError::RateLimited(ms) => ConnectorError::RateLimited(ms),
         HttpError::AuthFailed(m) => ConnectorError::Unauthorized(m),
         HttpError::InvalidRequest(m) => ConnectorError::InvalidConfig(m),
@@ -190,7 +229,9 @@ fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -203,27 +244,60 @@ mod tests {
 
     #[test]
     fn query_is_encoded_and_appended() {
-        let r = Request::get("https://x.test/a?b=1").query("q", "a b&c").query("n", 3);
+        let r = Request::get("https://x.test/a?b=1")
+            .query("q", "a b&c")
+            .query("n", 3);
         assert_eq!(r.full_url(), "https://x.test/a?b=1&q=a%20b%26c&n=3");
     }
 
     #[test]
     fn vendor_error_bodies_become_readable() {
-        assert_eq!(error_message(br#""This device is already locked.""#).unwrap(), "This device is already locked.");
-        assert_eq!(error_message(br#"["Device is not in lost mode."]"#).unwrap(), "Device is not in lost mode.");
+        assert_eq!(
+            error_message(br#""This device is already locked.""#).unwrap(),
+            "This device is already locked."
+        );
+        assert_eq!(
+            error_message(br#"["Device is not in lost mode."]"#).unwrap(),
+            "Device is not in lost mode."
+        );
         assert_eq!(error_message(br#"{"detail":"nope"}"#).unwrap(), "nope");
-        assert_eq!(error_message(br#"{"error":{"code":"X","message":"m"}}"#).unwrap(), "m");
-        assert!(error_message(b"<!doctype html><h1>Not Found</h1>").unwrap().contains("HTML"));
+        assert_eq!(
+            error_message(br#"{"error":{"code":"X","message":"m"}}"#).unwrap(),
+            "m"
+        );
+        assert!(
+            error_message(b"<!doctype html><h1>Not Found</h1>")
+                .unwrap()
+                .contains("HTML")
+        );
         assert!(error_message(b"").is_none());
     }
 
     #[test]
     fn statuses_map_to_error_classes() {
         assert!(status_error(204, b"", None).is_none());
-        assert!(matches!(status_error(401, b"", None), Some(ConnectorError::Unauthorized(_))));
-        assert!(matches!(status_error(403, b"", None), Some(ConnectorError::Forbidden(_))));
-        assert!(matches!(status_error(429, b"", Some("2.5")), Some(ConnectorError::RateLimited(2500))));
-        assert!(matches!(status_error(502, b"", None), Some(ConnectorError::ServerError(_))));
-        assert!(matches!(status_error(400, br#""bad""#, None), Some(ConnectorError::Rejected(ServerErrorInfo { status: 400, .. }))));
+        assert!(matches!(
+            status_error(401, b"", None),
+            Some(ConnectorError::Unauthorized(_))
+        ));
+        assert!(matches!(
+            status_error(403, b"", None),
+            Some(ConnectorError::Forbidden(_))
+        ));
+        assert!(matches!(
+            status_error(429, b"", Some("2.5")),
+            Some(ConnectorError::RateLimited(2500))
+        ));
+        assert!(matches!(
+            status_error(502, b"", None),
+            Some(ConnectorError::ServerError(_))
+        ));
+        assert!(matches!(
+            status_error(400, br#""bad""#, None),
+            Some(ConnectorError::Rejected(ServerErrorInfo {
+                status: 400,
+                ..
+            }))
+        ));
     }
 }

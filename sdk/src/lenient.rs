@@ -49,7 +49,9 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 /// An unsigned integer at `pointer`, from a number or a numeric string.
 pub fn unsigned(v: &Value, pointer: &str) -> Option<u64> {
     match at(v, pointer)? {
-        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
@@ -76,17 +78,17 @@ pub fn parse_timestamp(s: &str) -> Option<String> {
         return from_epoch_seconds(secs);
     }
     let t = s.replacen(' ', "T", 1);
-    let parsed = OffsetDateTime::parse(&t, &Rfc3339)
-        .ok()
-        .or_else(|| {
-            // `+00:00` without seconds fraction separators is RFC 3339 already;
-            // what remains is a missing offset: take it as UTC.
-            let fmt = time::macros::format_description!(
-                version = 2,
-                "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
-            );
-            PrimitiveDateTime::parse(&t, &fmt).ok().map(|p| p.assume_utc())
-        })?;
+    let parsed = OffsetDateTime::parse(&t, &Rfc3339).ok().or_else(|| {
+        // `+00:00` without seconds fraction separators is RFC 3339 already;
+        // what remains is a missing offset: take it as UTC.
+        let fmt = time::macros::format_description!(
+            version = 2,
+            "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
+        );
+        PrimitiveDateTime::parse(&t, &fmt)
+            .ok()
+            .map(|p| p.assume_utc())
+    })?;
     if parsed.year() <= 1 {
         return None;
     }
@@ -98,7 +100,9 @@ fn from_epoch_seconds(secs: f64) -> Option<String> {
         return None;
     }
     let nanos = (secs * 1e9) as i128;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok().and_then(format)
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(format)
 }
 
 fn format(t: OffsetDateTime) -> Option<String> {
@@ -130,7 +134,12 @@ pub fn mac_address(s: &str) -> Option<String> {
         return None;
     }
     let hex = hex.to_ascii_lowercase();
-    Some((0..6).map(|i| &hex[i * 2..i * 2 + 2]).collect::<Vec<_>>().join(":"))
+    Some(
+        (0..6)
+            .map(|i| &hex[i * 2..i * 2 + 2])
+            .collect::<Vec<_>>()
+            .join(":"),
+    )
 }
 
 #[cfg(test)]
@@ -161,12 +170,30 @@ mod tests {
 
     #[test]
     fn mixed_timestamps_become_rfc3339_utc() {
-        assert_eq!(parse_timestamp("2024-01-26 16:15:36.087016+00:00").unwrap(), "2024-01-26T16:15:36.087016Z");
-        assert_eq!(parse_timestamp("2024-07-23T14:11:37.150080Z").unwrap(), "2024-07-23T14:11:37.15008Z");
-        assert_eq!(parse_timestamp("2024-06-17 11:32:35+02:00").unwrap(), "2024-06-17T09:32:35Z");
-        assert_eq!(parse_timestamp("2024-06-17T11:32:35").unwrap(), "2024-06-17T11:32:35Z");
-        assert_eq!(parse_timestamp("1700000000.5").unwrap(), "2023-11-14T22:13:20.5Z");
-        assert_eq!(timestamp(&json!({"t": 1700000000}), "/t").unwrap(), "2023-11-14T22:13:20Z");
+        assert_eq!(
+            parse_timestamp("2024-01-26 16:15:36.087016+00:00").unwrap(),
+            "2024-01-26T16:15:36.087016Z"
+        );
+        assert_eq!(
+            parse_timestamp("2024-07-23T14:11:37.150080Z").unwrap(),
+            "2024-07-23T14:11:37.15008Z"
+        );
+        assert_eq!(
+            parse_timestamp("2024-06-17 11:32:35+02:00").unwrap(),
+            "2024-06-17T09:32:35Z"
+        );
+        assert_eq!(
+            parse_timestamp("2024-06-17T11:32:35").unwrap(),
+            "2024-06-17T11:32:35Z"
+        );
+        assert_eq!(
+            parse_timestamp("1700000000.5").unwrap(),
+            "2023-11-14T22:13:20.5Z"
+        );
+        assert_eq!(
+            timestamp(&json!({"t": 1700000000}), "/t").unwrap(),
+            "2023-11-14T22:13:20Z"
+        );
         assert_eq!(parse_timestamp("0001-01-01T00:00:00Z"), None);
         assert_eq!(parse_timestamp(""), None);
         assert_eq!(parse_timestamp("3 days ago"), None);
@@ -177,8 +204,14 @@ mod tests {
         assert_eq!(human_bytes("16 GB"), Some(16 << 30));
         assert_eq!(human_bytes("512MB"), Some(512 << 20));
         assert_eq!(human_bytes("lots"), None);
-        assert_eq!(mac_address("001A2B3C4D5E").as_deref(), Some("00:1a:2b:3c:4d:5e"));
-        assert_eq!(mac_address("fc:e2:6c:27:1b:e4").as_deref(), Some("fc:e2:6c:27:1b:e4"));
+        assert_eq!(
+            mac_address("001A2B3C4D5E").as_deref(),
+            Some("00:1a:2b:3c:4d:5e")
+        );
+        assert_eq!(
+            mac_address("fc:e2:6c:27:1b:e4").as_deref(),
+            Some("fc:e2:6c:27:1b:e4")
+        );
         assert_eq!(mac_address(""), None);
     }
 }

@@ -21,6 +21,8 @@ pub mod log;
 pub mod paging;
 
 #[doc(hidden)]
+// Generated code: WIT records become many-argument functions.
+#[allow(clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit/0.1.0",
@@ -68,7 +70,10 @@ pub trait Connector {
         _device_id: String,
         request: ActionRequest,
     ) -> Result<ActionOutcome, ConnectorError> {
-        Err(ConnectorError::Unsupported(format!("action {:?}", request.kind)))
+        Err(ConnectorError::Unsupported(format!(
+            "action {:?}",
+            request.kind
+        )))
     }
 }
 

@@ -5,7 +5,10 @@ use crate::bindings::mdmhub::connector::log::{self as wit, Field, Level};
 fn write(level: Level, message: &str, fields: &[(&str, &str)]) {
     let fields: Vec<Field> = fields
         .iter()
-        .map(|(k, v)| Field { key: (*k).into(), value: (*v).into() })
+        .map(|(k, v)| Field {
+            key: (*k).into(),
+            value: (*v).into(),
+        })
         .collect();
     wit::write(level, message, &fields);
 }

@@ -2,8 +2,8 @@
 //! cursor: these helpers turn it into a [`Paging`] and back.
 
 use crate::ConnectorError;
-use crate::http::Paging;
 use crate::bindings::mdmhub::connector::http::{NextUrlPaging, OffsetPaging};
+use crate::http::Paging;
 
 /// Offset/limit paging; the cursor is the decimal offset.
 pub struct OffsetCursor;
@@ -44,7 +44,9 @@ impl NextUrlCursor {
 
     /// The paging description reading the next link at `url_pointer`.
     pub fn paging(url_pointer: &str) -> Paging {
-        Paging::NextUrl(NextUrlPaging { url_pointer: url_pointer.into() })
+        Paging::NextUrl(NextUrlPaging {
+            url_pointer: url_pointer.into(),
+        })
     }
 }
 

@@ -28,24 +28,36 @@ async fn main() {
     if let Some(py) = std::env::var_os("MDMHUB_BENCH_PY_WASM") {
         std::fs::copy(PathBuf::from(py), connectors.join("acme_py.wasm")).unwrap();
     }
-    let config = RuntimeConfig { cache_dir: Some(tmp.join("cache")), ..RuntimeConfig::default() };
+    let config = RuntimeConfig {
+        cache_dir: Some(tmp.join("cache")),
+        ..RuntimeConfig::default()
+    };
 
     // Start-up: first load compiles; a new runtime then loads from the cache.
     let start = Instant::now();
     let rt = Runtime::new(config.clone()).unwrap();
-    let registry = rt.load_all(mdmhub::builtin::BUILTINS, Some(&connectors)).await;
+    let registry = rt
+        .load_all(mdmhub::builtin::BUILTINS, Some(&connectors))
+        .await;
     let cold = start.elapsed();
     assert!(registry.rejected.is_empty(), "{:?}", registry.rejected);
     let mut warm = Vec::new();
     for _ in 0..5 {
         let start = Instant::now();
         let rt = Runtime::new(config.clone()).unwrap();
-        let r = rt.load_all(mdmhub::builtin::BUILTINS, Some(&connectors)).await;
+        let r = rt
+            .load_all(mdmhub::builtin::BUILTINS, Some(&connectors))
+            .await;
         warm.push(start.elapsed());
         assert_eq!(r.connectors.len(), registry.connectors.len());
     }
     warm.sort();
-    println!("start-up, {} connectors: first load {:.1} ms, from cache {:.1} ms (median of 5, engine creation included)", registry.connectors.len(), ms(cold), ms(warm[2]));
+    println!(
+        "start-up, {} connectors: first load {:.1} ms, from cache {:.1} ms (median of 5, engine creation included)",
+        registry.connectors.len(),
+        ms(cold),
+        ms(warm[2])
+    );
 
     // Per-call overhead of a trivial call: `check` of the hostile component
     // returns at once without calling the host.

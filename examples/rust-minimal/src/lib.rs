@@ -36,27 +36,54 @@ impl Connector for Acme {
                     default_value: None,
                 },
             ],
-            auth: AuthScheme::Bearer(BearerAuth { token_field: "api_token".into() }),
+            auth: AuthScheme::Bearer(BearerAuth {
+                token_field: "api_token".into(),
+            }),
             origins: vec!["https://{tenant}.acme-mdm.example".into()],
             rate_policy: RatePolicy {
-                buckets: vec![RateBucket { requests: 100, window_ms: 1_000, methods: vec![] }],
+                buckets: vec![RateBucket {
+                    requests: 100,
+                    window_ms: 1_000,
+                    methods: vec![],
+                }],
                 max_concurrent: 4,
             },
             resources: vec![
-                ResourceInfo { kind: ResourceKind::Devices, scope: ResourceScope::TopLevel, supports_get: true },
-                ResourceInfo { kind: ResourceKind::Users, scope: ResourceScope::TopLevel, supports_get: false },
+                ResourceInfo {
+                    kind: ResourceKind::Devices,
+                    scope: ResourceScope::TopLevel,
+                    supports_get: true,
+                },
+                ResourceInfo {
+                    kind: ResourceKind::Users,
+                    scope: ResourceScope::TopLevel,
+                    supports_get: false,
+                },
             ],
-            actions: vec![ActionInfo { kind: ActionKind::Lock, description: "Lock the device".into(), destructive: false }],
-            device_url_template: Some("https://{tenant}.acme-mdm.example/devices/{device_id}".into()),
+            actions: vec![ActionInfo {
+                kind: ActionKind::Lock,
+                description: "Lock the device".into(),
+                destructive: false,
+            }],
+            device_url_template: Some(
+                "https://{tenant}.acme-mdm.example/devices/{device_id}".into(),
+            ),
         }
     }
 
     fn check(ctx: &Context) -> Result<(), ConnectorError> {
-        Request::get(format!("{}/api/v1/devices", ctx.origin(0)?)).query("limit", 1).send_ok()?;
+        Request::get(format!("{}/api/v1/devices", ctx.origin(0)?))
+            .query("limit", 1)
+            .send_ok()?;
         Ok(())
     }
 
-    fn list(ctx: &Context, kind: ResourceKind, cursor: Option<String>, options: ListOptions) -> Result<Page, ConnectorError> {
+    fn list(
+        ctx: &Context,
+        kind: ResourceKind,
+        cursor: Option<String>,
+        options: ListOptions,
+    ) -> Result<Page, ConnectorError> {
         match kind {
             ResourceKind::Devices => {
                 let offset = OffsetCursor::parse(cursor.as_deref())?;
@@ -68,10 +95,16 @@ impl Connector for Acme {
                 Ok(page(items.iter().map(device), resp.next()))
             }
             ResourceKind::Users => {
-                let url = NextUrlCursor::url(cursor, || format!("{}/api/v1/users", ctx.origin(0).unwrap_or_default()));
-                let resp = Request::get(url).paging(NextUrlCursor::paging("/next")).send_ok()?;
+                let url = NextUrlCursor::url(cursor, || {
+                    format!("{}/api/v1/users", ctx.origin(0).unwrap_or_default())
+                });
+                let resp = Request::get(url)
+                    .paging(NextUrlCursor::paging("/next"))
+                    .send_ok()?;
                 let body: Value = resp.json()?;
-                let users = body["users"].as_array().ok_or_else(|| invalid_data("users: no `users` array"))?;
+                let users = body["users"]
+                    .as_array()
+                    .ok_or_else(|| invalid_data("users: no `users` array"))?;
                 Ok(page(users.iter().map(user), resp.next()))
             }
             other => Err(ConnectorError::Unsupported(format!("{other:?}"))),
@@ -82,7 +115,9 @@ impl Connector for Acme {
         if kind != ResourceKind::Devices {
             return Err(ConnectorError::Unsupported(format!("get {kind:?}")));
         }
-        let v: Value = Request::get(format!("{}/api/v1/devices/{id}", ctx.origin(0)?)).send_ok()?.json()?;
+        let v: Value = Request::get(format!("{}/api/v1/devices/{id}", ctx.origin(0)?))
+            .send_ok()?
+            .json()?;
         let mut d = device(&v).map_err(invalid_data)?;
         if let Entity::Device(d) = &mut d {
             d.completeness = Completeness::Full;
@@ -90,27 +125,50 @@ impl Connector for Acme {
         Ok(d)
     }
 
-    fn action(ctx: &Context, device_id: String, request: ActionRequest) -> Result<ActionOutcome, ConnectorError> {
+    fn action(
+        ctx: &Context,
+        device_id: String,
+        request: ActionRequest,
+    ) -> Result<ActionOutcome, ConnectorError> {
         if request.kind != ActionKind::Lock {
             return Err(ConnectorError::Unsupported(format!("{:?}", request.kind)));
         }
-        let v: Value = Request::post(format!("{}/api/v1/devices/{device_id}/lock", ctx.origin(0)?)).send_ok()?.json()?;
+        let v: Value = Request::post(format!(
+            "{}/api/v1/devices/{device_id}/lock",
+            ctx.origin(0)?
+        ))
+        .send_ok()?
+        .json()?;
         Ok(ActionOutcome {
             status: ActionStatus::Accepted,
             command_id: lenient::string(&v, "/command_id"),
             message: None,
-            values: lenient::string(&v, "/pin").map(|pin| OutcomeValue { key: "pin".into(), value: pin, sensitive: true }).into_iter().collect(),
+            values: lenient::string(&v, "/pin")
+                .map(|pin| OutcomeValue {
+                    key: "pin".into(),
+                    value: pin,
+                    sensitive: true,
+                })
+                .into_iter()
+                .collect(),
         })
     }
 }
 
 /// A page from mapped items; unmappable ones become record errors.
-fn page<'a>(items: impl Iterator<Item = Result<Entity, String>>, next: Option<&'a str>) -> Page {
-    let mut page = Page { records: vec![], next_cursor: next.map(str::to_owned), errors: vec![] };
+fn page(items: impl Iterator<Item = Result<Entity, String>>, next: Option<&str>) -> Page {
+    let mut page = Page {
+        records: vec![],
+        next_cursor: next.map(str::to_owned),
+        errors: vec![],
+    };
     for item in items {
         match item {
             Ok(e) => page.records.push(e),
-            Err(message) => page.errors.push(RecordError { remote_id: None, message }),
+            Err(message) => page.errors.push(RecordError {
+                remote_id: None,
+                message,
+            }),
         }
     }
     page
@@ -149,7 +207,11 @@ fn device(v: &Value) -> Result<Entity, String> {
         is_supervised: None,
         last_check_in_at: lenient::timestamp(v, "/last_seen"),
         enrolled_at: None,
-        assigned_user: lenient::string(v, "/user_email").map(|email| UserRef { remote_id: None, email: Some(email), name: None }),
+        assigned_user: lenient::string(v, "/user_email").map(|email| UserRef {
+            remote_id: None,
+            email: Some(email),
+            name: None,
+        }),
         organization_remote_id: None,
         groups: vec![],
         tags: vec![],

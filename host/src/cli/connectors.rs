@@ -43,7 +43,10 @@ impl ConnectorsCommand {
                     return Ok(());
                 }
                 if registry.connectors.is_empty() {
-                    println!("No connectors loaded (connectors directory: {}).", env.connectors_dir.display());
+                    println!(
+                        "No connectors loaded (connectors directory: {}).",
+                        env.connectors_dir.display()
+                    );
                 }
                 for c in registry.connectors.values() {
                     print_text(c);
@@ -54,12 +57,15 @@ impl ConnectorsCommand {
                 Ok(())
             }
             ConnectorsCommand::Check { file, json } => {
-                let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+                let bytes =
+                    std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
                 let c = env
                     .runtime
                     .load(Source::File(file.clone()), &bytes)
                     .await
-                    .map_err(|reason| anyhow::anyhow!("{} is rejected: {reason}", file.display()))?;
+                    .map_err(|reason| {
+                        anyhow::anyhow!("{} is rejected: {reason}", file.display())
+                    })?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&summary(&c))?);
                 } else {

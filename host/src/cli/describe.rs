@@ -9,7 +9,9 @@ pub fn auth(a: &AuthScheme) -> String {
         AuthScheme::Bearer(_) => "bearer token".into(),
         AuthScheme::ApiKey(k) => format!("API key in `{}`", k.header),
         AuthScheme::Basic(_) => "basic".into(),
-        AuthScheme::Oauth2ClientCredentials(o) => format!("OAuth2 client credentials ({})", o.token_url),
+        AuthScheme::Oauth2ClientCredentials(o) => {
+            format!("OAuth2 client credentials ({})", o.token_url)
+        }
         AuthScheme::TokenExchange(t) => format!("token exchange ({})", t.token_url),
     }
 }
@@ -23,7 +25,14 @@ pub fn rate(p: &RatePolicy) -> String {
             let methods = if b.methods.is_empty() {
                 String::new()
             } else {
-                format!(" ({})", b.methods.iter().map(|m| format!("{m:?}").to_uppercase()).collect::<Vec<_>>().join(","))
+                format!(
+                    " ({})",
+                    b.methods
+                        .iter()
+                        .map(|m| format!("{m:?}").to_uppercase())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
             };
             format!("{}/{}{methods}", b.requests, window(b.window_ms))
         })
@@ -37,7 +46,7 @@ fn window(ms: u32) -> String {
         1_000 => "s".into(),
         60_000 => "min".into(),
         3_600_000 => "h".into(),
-        ms if ms % 1_000 == 0 => format!("{}s", ms / 1_000),
+        ms if ms.is_multiple_of(1_000) => format!("{}s", ms / 1_000),
         ms => format!("{ms}ms"),
     }
 }
@@ -58,7 +67,10 @@ pub fn resources(r: &[ResourceInfo]) -> String {
 
 /// Action names, e.g. `lock, erase, vendor:blankpush`.
 pub fn actions(a: &[ActionInfo]) -> String {
-    a.iter().map(|a| action_name(&a.kind)).collect::<Vec<_>>().join(", ")
+    a.iter()
+        .map(|a| action_name(&a.kind))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One action's name as the CLI and API spell it.

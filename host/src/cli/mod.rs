@@ -76,22 +76,37 @@ impl Env {
                 .data_dir()
                 .to_path_buf(),
         };
-        let connectors_dir = cli.connectors_dir.clone().unwrap_or_else(|| data_dir.join("connectors"));
-        let config = RuntimeConfig { cache_dir: Some(data_dir.join("cache").join("components")), ..RuntimeConfig::default() };
+        let connectors_dir = cli
+            .connectors_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("connectors"));
+        let config = RuntimeConfig {
+            cache_dir: Some(data_dir.join("cache").join("components")),
+            ..RuntimeConfig::default()
+        };
         let runtime = Runtime::new(config).context("starting the WebAssembly runtime")?;
-        Ok(Self { data_dir, connectors_dir, runtime })
+        Ok(Self {
+            data_dir,
+            connectors_dir,
+            runtime,
+        })
     }
 
     /// Loads the built-in connectors and the connectors directory.
     pub async fn registry(&self) -> Registry {
-        self.runtime.load_all(crate::builtin::BUILTINS, Some(&self.connectors_dir)).await
+        self.runtime
+            .load_all(crate::builtin::BUILTINS, Some(&self.connectors_dir))
+            .await
     }
 }
 
 /// Sets up logging to stderr (`RUST_LOG` filters; default `warn`).
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

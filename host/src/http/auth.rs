@@ -24,7 +24,7 @@ pub enum Auth {
     /// A header with a fixed value.
     Static(HeaderName, HeaderValue),
     /// A bearer token the host fetches.
-    Token(TokenAuth),
+    Token(Box<TokenAuth>),
 }
 
 /// A token obtained from a token URL.
@@ -35,8 +35,19 @@ pub struct TokenAuth {
 }
 
 enum Grant {
-    ClientCredentials { client_id: Secret, client_secret: Secret, scope: Option<String>, method: ClientAuthMethod },
-    Exchange { username: Secret, password: Secret, token_field: String, expires_at_field: Option<String>, expires_in_field: Option<String> },
+    ClientCredentials {
+        client_id: Secret,
+        client_secret: Secret,
+        scope: Option<String>,
+        method: ClientAuthMethod,
+    },
+    Exchange {
+        username: Secret,
+        password: Secret,
+        token_field: String,
+        expires_at_field: Option<String>,
+        expires_in_field: Option<String>,
+    },
 }
 
 struct CachedToken {
@@ -69,7 +80,9 @@ impl Auth {
                 .ok_or_else(|| ConfigError(format!("credential `{key}` is required")))
         };
         let header = |v: String| -> Result<HeaderValue, ConfigError> {
-            let mut v = HeaderValue::from_str(&v).map_err(|_| ConfigError("a credential contains characters not allowed in a header".into()))?;
+            let mut v = HeaderValue::from_str(&v).map_err(|_| {
+                ConfigError("a credential contains characters not allowed in a header".into())
+            })?;
             v.set_sensitive(true);
             Ok(v)
         };
@@ -79,14 +92,28 @@ impl Auth {
         };
         Ok(match scheme {
             AuthScheme::None => Auth::None,
-            AuthScheme::Bearer(b) => Auth::Static(AUTHORIZATION, header(format!("Bearer {}", field(&b.token_field)?.expose()))?),
+            AuthScheme::Bearer(b) => Auth::Static(
+                AUTHORIZATION,
+                header(format!("Bearer {}", field(&b.token_field)?.expose()))?,
+            ),
             AuthScheme::ApiKey(k) => {
-                let name = HeaderName::from_bytes(k.header.as_bytes()).map_err(|_| ConfigError(format!("bad header name `{}`", k.header)))?;
-                let value = format!("{}{}", k.prefix.as_deref().unwrap_or(""), field(&k.key_field)?.expose());
+                let name = HeaderName::from_bytes(k.header.as_bytes())
+                    .map_err(|_| ConfigError(format!("bad header name `{}`", k.header)))?;
+                let value = format!(
+                    "{}{}",
+                    k.prefix.as_deref().unwrap_or(""),
+                    field(&k.key_field)?.expose()
+                );
                 Auth::Static(name, header(value)?)
             }
-            AuthScheme::Basic(b) => Auth::Static(AUTHORIZATION, header(basic(&field(&b.username_field)?, &field(&b.password_field)?))?),
-            AuthScheme::Oauth2ClientCredentials(o) => Auth::Token(TokenAuth::new(
+            AuthScheme::Basic(b) => Auth::Static(
+                AUTHORIZATION,
+                header(basic(
+                    &field(&b.username_field)?,
+                    &field(&b.password_field)?,
+                ))?,
+            ),
+            AuthScheme::Oauth2ClientCredentials(o) => Auth::Token(Box::new(TokenAuth::new(
                 token_url(&o.token_url)?,
                 Grant::ClientCredentials {
                     client_id: field(&o.client_id_field)?,
@@ -94,8 +121,8 @@ impl Auth {
                     scope: o.scope.as_deref().map(expand).transpose()?,
                     method: o.client_auth,
                 },
-            )),
-            AuthScheme::TokenExchange(t) => Auth::Token(TokenAuth::new(
+            ))),
+            AuthScheme::TokenExchange(t) => Auth::Token(Box::new(TokenAuth::new(
                 token_url(&t.token_url)?,
                 Grant::Exchange {
                     username: field(&t.username_field)?,
@@ -104,7 +131,7 @@ impl Auth {
                     expires_at_field: t.expires_at_json_field.clone(),
                     expires_in_field: t.expires_in_json_field.clone(),
                 },
-            )),
+            ))),
         })
     }
 
@@ -127,7 +154,11 @@ impl Auth {
 
 impl TokenAuth {
     fn new(url: Url, grant: Grant) -> Self {
-        Self { grant, url, cache: tokio::sync::Mutex::new(None) }
+        Self {
+            grant,
+            url,
+            cache: tokio::sync::Mutex::new(None),
+        }
     }
 
     /// The cached token, or a fresh one from `fetch`. The lock makes
@@ -146,7 +177,10 @@ impl TokenAuth {
         let fetched = fetch(self.request()).await?;
         let lifetime = fetched.lifetime.unwrap_or(DEFAULT_TOKEN_LIFETIME);
         let refresh_at = Instant::now() + lifetime.saturating_sub(REFRESH_SKEW.min(lifetime / 10));
-        *cache = Some(CachedToken { value: fetched.value.clone(), refresh_at });
+        *cache = Some(CachedToken {
+            value: fetched.value.clone(),
+            refresh_at,
+        });
         Ok(fetched.value)
     }
 
@@ -154,14 +188,22 @@ impl TokenAuth {
     /// a token another caller already refreshed is kept.
     pub async fn invalidate(&self, used: &Secret) {
         let mut cache = self.cache.lock().await;
-        if cache.as_ref().is_some_and(|c| c.value.expose() == used.expose()) {
+        if cache
+            .as_ref()
+            .is_some_and(|c| c.value.expose() == used.expose())
+        {
             *cache = None;
         }
     }
 
     fn request(&self) -> TokenRequest {
         match &self.grant {
-            Grant::ClientCredentials { client_id, client_secret, scope, method } => {
+            Grant::ClientCredentials {
+                client_id,
+                client_secret,
+                scope,
+                method,
+            } => {
                 let mut form = vec![("grant_type".to_string(), "client_credentials".to_string())];
                 if let Some(s) = scope {
                     form.push(("scope".into(), s.clone()));
@@ -174,9 +216,19 @@ impl TokenAuth {
                     }
                     ClientAuthMethod::BasicHeader => Some(basic(client_id, client_secret)),
                 };
-                TokenRequest { form: Some(form), basic: basic_header, parse: TokenParse::OAuth }
+                TokenRequest {
+                    form: Some(form),
+                    basic: basic_header,
+                    parse: TokenParse::OAuth,
+                }
             }
-            Grant::Exchange { username, password, token_field, expires_at_field, expires_in_field } => TokenRequest {
+            Grant::Exchange {
+                username,
+                password,
+                token_field,
+                expires_at_field,
+                expires_in_field,
+            } => TokenRequest {
                 form: None,
                 basic: Some(basic(username, password)),
                 parse: TokenParse::Fields {
@@ -204,29 +256,50 @@ pub enum TokenParse {
     /// `access_token` + `expires_in` (RFC 6749).
     OAuth,
     /// Named top-level fields.
-    Fields { token: String, expires_at: Option<String>, expires_in: Option<String> },
+    Fields {
+        token: String,
+        expires_at: Option<String>,
+        expires_in: Option<String>,
+    },
 }
 
 impl TokenParse {
     /// Reads the token and its lifetime.
     pub fn read(&self, body: &[u8]) -> Result<FetchedToken, String> {
-        let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("token endpoint answered malformed JSON: {e}"))?;
+        let v: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| format!("token endpoint answered malformed JSON: {e}"))?;
         let (token, at, inn) = match self {
             TokenParse::OAuth => ("access_token", None, Some("expires_in")),
-            TokenParse::Fields { token, expires_at, expires_in } => (token.as_str(), expires_at.as_deref(), expires_in.as_deref()),
+            TokenParse::Fields {
+                token,
+                expires_at,
+                expires_in,
+            } => (token.as_str(), expires_at.as_deref(), expires_in.as_deref()),
         };
-        let value = v.get(token).and_then(|t| t.as_str()).filter(|t| !t.is_empty()).ok_or_else(|| format!("token endpoint's answer has no `{token}`"))?;
+        let value = v
+            .get(token)
+            .and_then(|t| t.as_str())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| format!("token endpoint's answer has no `{token}`"))?;
         let lifetime = inn
             .and_then(|f| v.get(f))
-            .and_then(|x| x.as_f64().or_else(|| x.as_str().and_then(|s| s.parse().ok())))
+            .and_then(|x| {
+                x.as_f64()
+                    .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
+            })
             .map(|s| Duration::from_secs_f64(s.max(0.0)))
             .or_else(|| {
                 let at = v.get(at?)?.as_str()?;
-                let t = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()?;
+                let t =
+                    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                        .ok()?;
                 let secs = (t - time::OffsetDateTime::now_utc()).as_seconds_f64();
                 Some(Duration::from_secs_f64(secs.max(0.0)))
             });
-        Ok(FetchedToken { value: Secret::new(value), lifetime })
+        Ok(FetchedToken {
+            value: Secret::new(value),
+            lifetime,
+        })
     }
 }
 
@@ -242,7 +315,10 @@ pub fn token_error_message(status: u16, body: &[u8]) -> String {
 
 fn basic(user: &Secret, password: &Secret) -> String {
     let raw = format!("{}:{}", user.expose(), password.expose());
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
 }
 
 #[cfg(test)]
@@ -251,16 +327,29 @@ mod tests {
 
     #[test]
     fn reads_oauth_and_named_fields() {
-        let t = TokenParse::OAuth.read(br#"{"access_token":"abc","expires_in":3599,"token_type":"Bearer"}"#).unwrap();
+        let t = TokenParse::OAuth
+            .read(br#"{"access_token":"abc","expires_in":3599,"token_type":"Bearer"}"#)
+            .unwrap();
         assert_eq!(t.value.expose(), "abc");
         assert_eq!(t.lifetime, Some(Duration::from_secs(3599)));
-        let exp = (time::OffsetDateTime::now_utc() + time::Duration::minutes(30)).format(&time::format_description::well_known::Rfc3339).unwrap();
+        let exp = (time::OffsetDateTime::now_utc() + time::Duration::minutes(30))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
         let body = format!(r#"{{"token":"jamf","expires":"{exp}"}}"#);
-        let parse = TokenParse::Fields { token: "token".into(), expires_at: Some("expires".into()), expires_in: None };
+        let parse = TokenParse::Fields {
+            token: "token".into(),
+            expires_at: Some("expires".into()),
+            expires_in: None,
+        };
         let t = parse.read(body.as_bytes()).unwrap();
         assert_eq!(t.value.expose(), "jamf");
         assert!(t.lifetime.unwrap() > Duration::from_secs(29 * 60));
-        assert!(TokenParse::OAuth.read(b"{}").unwrap_err().contains("access_token"));
+        assert!(
+            TokenParse::OAuth
+                .read(b"{}")
+                .unwrap_err()
+                .contains("access_token")
+        );
     }
 
     #[test]

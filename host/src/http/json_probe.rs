@@ -32,12 +32,18 @@ pub fn probe(body: &[u8], pointer: &str, leaf: &Leaf) -> Result<Option<Found>, S
     let path: Vec<String> = if pointer.is_empty() {
         Vec::new()
     } else if let Some(rest) = pointer.strip_prefix('/') {
-        rest.split('/').map(|s| s.replace("~1", "/").replace("~0", "~")).collect()
+        rest.split('/')
+            .map(|s| s.replace("~1", "/").replace("~0", "~"))
+            .collect()
     } else {
-        return Err(format!("JSON pointer `{pointer}` must be empty or start with `/`"));
+        return Err(format!(
+            "JSON pointer `{pointer}` must be empty or start with `/`"
+        ));
     };
     let mut de = serde_json::Deserializer::from_slice(body);
-    let found = Nav { path: &path, leaf }.deserialize(&mut de).map_err(|e| e.to_string())?;
+    let found = Nav { path: &path, leaf }
+        .deserialize(&mut de)
+        .map_err(|e| e.to_string())?;
     de.end().map_err(|e| e.to_string())?;
     Ok(found)
 }
@@ -102,7 +108,10 @@ impl<'de> Visitor<'de> for Nav<'_> {
         }
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             if want.is_some_and(|w| *w == key) {
-                found = map.next_value_seed(Nav { path: &self.path[1..], leaf: self.leaf })?;
+                found = map.next_value_seed(Nav {
+                    path: &self.path[1..],
+                    leaf: self.leaf,
+                })?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -117,7 +126,10 @@ impl<'de> Visitor<'de> for Nav<'_> {
             let mut i = 0;
             loop {
                 if Some(i) == index {
-                    match seq.next_element_seed(Nav { path: &self.path[1..], leaf: self.leaf })? {
+                    match seq.next_element_seed(Nav {
+                        path: &self.path[1..],
+                        leaf: self.leaf,
+                    })? {
                         Some(f) => found = f,
                         None => break,
                     }
@@ -139,7 +151,10 @@ impl<'de> Visitor<'de> for Nav<'_> {
             Leaf::LastField(field) => {
                 let path = std::slice::from_ref(field);
                 let mut last = None;
-                while let Some(f) = seq.next_element_seed(Nav { path, leaf: &Leaf::Scalar })? {
+                while let Some(f) = seq.next_element_seed(Nav {
+                    path,
+                    leaf: &Leaf::Scalar,
+                })? {
                     last = Some(f.unwrap_or(Found::Text(None)));
                 }
                 Ok(last)
@@ -158,22 +173,49 @@ mod tests {
 
     #[test]
     fn counts_bare_and_nested_arrays() {
-        assert_eq!(probe(b"[1,{\"a\":[2]},3]", "", &Leaf::Count).unwrap(), Some(Found::Count(3)));
-        assert_eq!(probe(b"[]", "", &Leaf::Count).unwrap(), Some(Found::Count(0)));
+        assert_eq!(
+            probe(b"[1,{\"a\":[2]},3]", "", &Leaf::Count).unwrap(),
+            Some(Found::Count(3))
+        );
+        assert_eq!(
+            probe(b"[]", "", &Leaf::Count).unwrap(),
+            Some(Found::Count(0))
+        );
         let body = br#"{"count":2,"results":[{"id":"a"},{"id":"b"}],"next":null}"#;
-        assert_eq!(probe(body, "/results", &Leaf::Count).unwrap(), Some(Found::Count(2)));
+        assert_eq!(
+            probe(body, "/results", &Leaf::Count).unwrap(),
+            Some(Found::Count(2))
+        );
         assert_eq!(probe(body, "/missing", &Leaf::Count).unwrap(), None);
     }
 
     #[test]
     fn reads_scalars_and_last_ids() {
         let body = br#"{"@odata.nextLink":"https://g/x?$skiptoken=1","value":[{"id":1},{"id":"z9","x":{"id":0}}],"meta":{"next_cursor":"c2"}}"#;
-        assert_eq!(probe(body, "/@odata.nextLink", &Leaf::Scalar).unwrap(), Some(Found::Text(Some("https://g/x?$skiptoken=1".into()))));
-        assert_eq!(probe(body, "/meta/next_cursor", &Leaf::Scalar).unwrap(), Some(Found::Text(Some("c2".into()))));
-        assert_eq!(probe(body, "/value", &Leaf::LastField("id".into())).unwrap(), Some(Found::Text(Some("z9".into()))));
-        assert_eq!(probe(body, "/value/0/id", &Leaf::Scalar).unwrap(), Some(Found::Text(Some("1".into()))));
-        assert_eq!(probe(br#"{"next":null}"#, "/next", &Leaf::Scalar).unwrap(), Some(Found::Text(None)));
-        assert_eq!(probe(br#"{"a~b/c":5}"#, "/a~0b~1c", &Leaf::Scalar).unwrap(), Some(Found::Text(Some("5".into()))));
+        assert_eq!(
+            probe(body, "/@odata.nextLink", &Leaf::Scalar).unwrap(),
+            Some(Found::Text(Some("https://g/x?$skiptoken=1".into())))
+        );
+        assert_eq!(
+            probe(body, "/meta/next_cursor", &Leaf::Scalar).unwrap(),
+            Some(Found::Text(Some("c2".into())))
+        );
+        assert_eq!(
+            probe(body, "/value", &Leaf::LastField("id".into())).unwrap(),
+            Some(Found::Text(Some("z9".into())))
+        );
+        assert_eq!(
+            probe(body, "/value/0/id", &Leaf::Scalar).unwrap(),
+            Some(Found::Text(Some("1".into())))
+        );
+        assert_eq!(
+            probe(br#"{"next":null}"#, "/next", &Leaf::Scalar).unwrap(),
+            Some(Found::Text(None))
+        );
+        assert_eq!(
+            probe(br#"{"a~b/c":5}"#, "/a~0b~1c", &Leaf::Scalar).unwrap(),
+            Some(Found::Text(Some("5".into())))
+        );
     }
 
     #[test]

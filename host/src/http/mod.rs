@@ -39,7 +39,10 @@ pub struct HttpLimits {
 
 impl Default for HttpLimits {
     fn default() -> Self {
-        Self { max_response_bytes: 32 << 20, connect_timeout: Duration::from_secs(10) }
+        Self {
+            max_response_bytes: 32 << 20,
+            connect_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -64,7 +67,11 @@ impl HttpClient {
             .user_agent(concat!("mdmhub/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the HTTP client configuration is static and valid");
-        Self { client, resolver, limits }
+        Self {
+            client,
+            resolver,
+            limits,
+        }
     }
 
     /// Lets the session's operator endpoints resolve to private addresses.
@@ -94,17 +101,26 @@ impl HttpClient {
         loop {
             let permit = session.limits.acquire(req.method, deadline).await?;
             let token = self.credentials(session, &route, deadline).await?;
-            let (final_url, resp) = self.follow(session, &req, route.clone(), token.as_ref(), deadline).await?;
+            let (final_url, resp) = self
+                .follow(session, &req, route.clone(), token.as_ref(), deadline)
+                .await?;
             drop(permit);
             let status = resp.status().as_u16();
-            if status == 401 && !refreshed && let (Auth::Token(t), Some(used)) = (&session.auth, &token) {
+            if status == 401
+                && !refreshed
+                && let (Auth::Token(t), Some(used)) = (&session.auth, &token)
+            {
                 // A host-minted token was refused: refresh once, retry once.
                 t.invalidate(used).await;
                 refreshed = true;
                 continue;
             }
             if retry::is_retryable(status) {
-                let hinted = resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| retry::retry_after(v, SystemTime::now()));
+                let hinted = resp
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| retry::retry_after(v, SystemTime::now()));
                 match hinted.or_else(|| delays.next()) {
                     Some(wait) if Instant::now() + wait <= deadline => {
                         session.limits.record_wait(wait);
@@ -112,23 +128,34 @@ impl HttpClient {
                         tokio::time::sleep(wait).await;
                         continue;
                     }
-                    Some(wait) if status == 429 => return Err(HttpError::RateLimited(wait.as_millis().max(1) as u64)),
+                    Some(wait) if status == 429 => {
+                        return Err(HttpError::RateLimited(wait.as_millis().max(1) as u64));
+                    }
                     None if status == 429 => return Err(HttpError::RateLimited(60_000)),
                     _ => {} // a 503 past the budget goes back to the guest as is
                 }
             }
-            return self.read(resp, final_url, paging.as_ref(), status, deadline).await;
+            return self
+                .read(resp, final_url, paging.as_ref(), status, deadline)
+                .await;
         }
     }
 
-    async fn credentials(&self, session: &AccountSession, route: &Route, deadline: Instant) -> Result<Option<Secret>, HttpError> {
+    async fn credentials(
+        &self,
+        session: &AccountSession,
+        route: &Route,
+        deadline: Instant,
+    ) -> Result<Option<Secret>, HttpError> {
         if !route.credentials {
             return Ok(None);
         }
         match &session.auth {
             Auth::Token(t) => {
                 let token_route = session.policy.route_token_url(&t.url);
-                let fetched = t.token(|req| self.fetch_token(token_route, req, deadline)).await?;
+                let fetched = t
+                    .token(|req| self.fetch_token(token_route, req, deadline))
+                    .await?;
                 Ok(Some(fetched))
             }
             _ => Ok(None),
@@ -136,16 +163,30 @@ impl HttpClient {
     }
 
     /// POSTs to a token URL (host only, never on behalf of the guest).
-    async fn fetch_token(&self, route: Route, req: TokenRequest, deadline: Instant) -> Result<FetchedToken, HttpError> {
+    async fn fetch_token(
+        &self,
+        route: Route,
+        req: TokenRequest,
+        deadline: Instant,
+    ) -> Result<FetchedToken, HttpError> {
         if !route.local && route.url.scheme() != "https" {
-            return Err(HttpError::Denied(format!("token URL {} must be https", route.url)));
+            return Err(HttpError::Denied(format!(
+                "token URL {} must be https",
+                route.url
+            )));
         }
-        let mut rb = self.client.post(route.url.clone()).timeout(remaining(deadline)?).header("accept", "application/json");
+        let mut rb = self
+            .client
+            .post(route.url.clone())
+            .timeout(remaining(deadline)?)
+            .header("accept", "application/json");
         if let Some(form) = &req.form {
             rb = rb.form(form);
         }
         if let Some(b) = req.basic {
-            let mut v = HeaderValue::from_str(&b).map_err(|_| HttpError::AuthFailed("credentials are not valid header text".into()))?;
+            let mut v = HeaderValue::from_str(&b).map_err(|_| {
+                HttpError::AuthFailed("credentials are not valid header text".into())
+            })?;
             v.set_sensitive(true);
             rb = rb.header(AUTHORIZATION, v);
         }
@@ -170,7 +211,10 @@ impl HttpClient {
         let mut method = to_reqwest(req.method);
         let mut body = req.body.clone();
         for _ in 0..=MAX_REDIRECTS {
-            let mut rb = self.client.request(method.clone(), route.url.clone()).timeout(remaining(deadline)?);
+            let mut rb = self
+                .client
+                .request(method.clone(), route.url.clone())
+                .timeout(remaining(deadline)?);
             for h in &req.headers {
                 rb = rb.header(&h.name, &h.value);
             }
@@ -178,7 +222,10 @@ impl HttpClient {
                 rb = match (&session.auth, token) {
                     (Auth::Static(name, value), _) => rb.header(name, value.clone()),
                     (Auth::Token(_), Some(t)) => {
-                        let mut v = HeaderValue::from_str(&format!("Bearer {}", t.expose())).map_err(|_| HttpError::AuthFailed("the token is not valid header text".into()))?;
+                        let mut v = HeaderValue::from_str(&format!("Bearer {}", t.expose()))
+                            .map_err(|_| {
+                                HttpError::AuthFailed("the token is not valid header text".into())
+                            })?;
                         v.set_sensitive(true);
                         rb.header(AUTHORIZATION, v)
                     }
@@ -196,18 +243,40 @@ impl HttpClient {
                 .headers()
                 .get(LOCATION)
                 .and_then(|l| l.to_str().ok())
-                .ok_or_else(|| HttpError::InvalidRequest(format!("redirect from {} without a Location", route.url)))?;
-            let target = route.url.join(location).map_err(|e| HttpError::Denied(format!("bad redirect target `{location}`: {e}")))?;
-            route = session.policy.redirect(&route, &target).map_err(|e| HttpError::Denied(format!("redirect to {target}: {e}")))?;
-            if resp.status() == StatusCode::SEE_OTHER || (method == ReqMethod::POST && matches!(resp.status().as_u16(), 301 | 302)) {
+                .ok_or_else(|| {
+                    HttpError::InvalidRequest(format!(
+                        "redirect from {} without a Location",
+                        route.url
+                    ))
+                })?;
+            let target = route
+                .url
+                .join(location)
+                .map_err(|e| HttpError::Denied(format!("bad redirect target `{location}`: {e}")))?;
+            route = session
+                .policy
+                .redirect(&route, &target)
+                .map_err(|e| HttpError::Denied(format!("redirect to {target}: {e}")))?;
+            if resp.status() == StatusCode::SEE_OTHER
+                || (method == ReqMethod::POST && matches!(resp.status().as_u16(), 301 | 302))
+            {
                 method = ReqMethod::GET;
                 body = None;
             }
         }
-        Err(HttpError::Denied(format!("more than {MAX_REDIRECTS} redirects")))
+        Err(HttpError::Denied(format!(
+            "more than {MAX_REDIRECTS} redirects"
+        )))
     }
 
-    async fn read(&self, mut resp: reqwest::Response, url: Url, paging: Option<&Paging>, status: u16, deadline: Instant) -> Result<HttpResponse, HttpError> {
+    async fn read(
+        &self,
+        mut resp: reqwest::Response,
+        url: Url,
+        paging: Option<&Paging>,
+        status: u16,
+        deadline: Instant,
+    ) -> Result<HttpResponse, HttpError> {
         let cap = self.limits.max_response_bytes;
         if resp.content_length().is_some_and(|n| n > cap) {
             return Err(HttpError::TooLarge(cap));
@@ -216,13 +285,20 @@ impl HttpClient {
             .headers()
             .iter()
             .filter(|(n, _)| *n != reqwest::header::SET_COOKIE)
-            .filter_map(|(n, v)| Some(Header { name: n.as_str().to_owned(), value: v.to_str().ok()?.to_owned() }))
+            .filter_map(|(n, v)| {
+                Some(Header {
+                    name: n.as_str().to_owned(),
+                    value: v.to_str().ok()?.to_owned(),
+                })
+            })
             .collect();
         let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0) as usize);
         loop {
             let chunk = tokio::time::timeout(remaining(deadline)?, resp.chunk())
                 .await
-                .map_err(|_| HttpError::Timeout("reading the response took past the call's deadline".into()))?
+                .map_err(|_| {
+                    HttpError::Timeout("reading the response took past the call's deadline".into())
+                })?
                 .map_err(transport_error)?;
             let Some(chunk) = chunk else { break };
             if body.len() as u64 + chunk.len() as u64 > cap {
@@ -238,7 +314,13 @@ impl HttpClient {
             }
             _ => None,
         };
-        Ok(HttpResponse { status, headers, body, url: url.to_string(), next })
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+            url: url.to_string(),
+            next,
+        })
     }
 }
 
@@ -276,7 +358,8 @@ fn transport_error(e: reqwest::Error) -> HttpError {
     let lower = chain.to_ascii_lowercase();
     if e.is_timeout() {
         HttpError::Timeout(chain)
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
         HttpError::TlsFailure(chain)
     } else {
         HttpError::ConnectionFailed(chain)

@@ -79,12 +79,22 @@ fn next_link(value: &str) -> Option<String> {
             let p = p.trim().to_ascii_lowercase();
             p == "rel=\"next\"" || p == "rel=next"
         });
-        is_next.then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_owned())
+        is_next.then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_owned()
+        })
     })
 }
 
 fn set_param(url: &mut Url, key: &str, value: &str) {
-    let kept: Vec<(String, String)> = url.query_pairs().filter(|(k, _)| k != key).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != key)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
     let mut q = url.query_pairs_mut();
     q.clear();
     for (k, v) in &kept {
@@ -96,10 +106,19 @@ fn set_param(url: &mut Url, key: &str, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::{BodyCursorPaging, KeysetPaging, NextUrlPaging, OffsetPaging, PageNumberPaging};
+    use crate::contract::{
+        BodyCursorPaging, KeysetPaging, NextUrlPaging, OffsetPaging, PageNumberPaging,
+    };
 
     fn offset(offset: u64, stop_on_short_page: bool) -> Paging {
-        Paging::Offset(OffsetPaging { offset_param: "offset".into(), limit_param: "limit".into(), offset, limit: 2, items_pointer: "".into(), stop_on_short_page })
+        Paging::Offset(OffsetPaging {
+            offset_param: "offset".into(),
+            limit_param: "limit".into(),
+            offset,
+            limit: 2,
+            items_pointer: "".into(),
+            stop_on_short_page,
+        })
     }
 
     #[test]
@@ -107,8 +126,14 @@ mod tests {
         let mut url = Url::parse("https://x/api?limit=9&ordering=id").unwrap();
         apply(&mut url, &offset(4, false));
         assert_eq!(url.query(), Some("ordering=id&offset=4&limit=2"));
-        assert_eq!(next(&offset(4, false), &[], b"[1,2]").unwrap().as_deref(), Some("6"));
-        assert_eq!(next(&offset(4, false), &[], b"[1]").unwrap().as_deref(), Some("5"));
+        assert_eq!(
+            next(&offset(4, false), &[], b"[1,2]").unwrap().as_deref(),
+            Some("6")
+        );
+        assert_eq!(
+            next(&offset(4, false), &[], b"[1]").unwrap().as_deref(),
+            Some("5")
+        );
         assert_eq!(next(&offset(4, true), &[], b"[1]").unwrap(), None);
         assert_eq!(next(&offset(4, false), &[], b"[]").unwrap(), None);
         assert!(next(&offset(0, false), &[], b"{\"a\":1}").is_err());
@@ -116,26 +141,67 @@ mod tests {
 
     #[test]
     fn page_number_keyset_cursor_and_next_url() {
-        let pn = Paging::PageNumber(PageNumberPaging { page_param: "page".into(), size_param: "size".into(), page: 3, size: 2, items_pointer: "/data".into(), stop_on_short_page: true });
-        assert_eq!(next(&pn, &[], br#"{"data":[1,2]}"#).unwrap().as_deref(), Some("4"));
+        let pn = Paging::PageNumber(PageNumberPaging {
+            page_param: "page".into(),
+            size_param: "size".into(),
+            page: 3,
+            size: 2,
+            items_pointer: "/data".into(),
+            stop_on_short_page: true,
+        });
+        assert_eq!(
+            next(&pn, &[], br#"{"data":[1,2]}"#).unwrap().as_deref(),
+            Some("4")
+        );
         assert_eq!(next(&pn, &[], br#"{"data":[1]}"#).unwrap(), None);
-        let ks = Paging::Keyset(KeysetPaging { after_param: "after".into(), limit_param: "pageSize".into(), after: Some("10".into()), limit: 2, items_pointer: "".into(), id_field: "id".into() });
+        let ks = Paging::Keyset(KeysetPaging {
+            after_param: "after".into(),
+            limit_param: "pageSize".into(),
+            after: Some("10".into()),
+            limit: 2,
+            items_pointer: "".into(),
+            id_field: "id".into(),
+        });
         let mut url = Url::parse("https://x/v2/devices").unwrap();
         apply(&mut url, &ks);
         assert_eq!(url.query(), Some("after=10&pageSize=2"));
-        assert_eq!(next(&ks, &[], br#"[{"id":11},{"id":12}]"#).unwrap().as_deref(), Some("12"));
+        assert_eq!(
+            next(&ks, &[], br#"[{"id":11},{"id":12}]"#)
+                .unwrap()
+                .as_deref(),
+            Some("12")
+        );
         assert_eq!(next(&ks, &[], b"[]").unwrap(), None);
-        let bc = Paging::BodyCursor(BodyCursorPaging { cursor_param: "cursor".into(), cursor: None, cursor_pointer: "/cursor/next".into(), limit_param: None, limit: None });
-        assert_eq!(next(&bc, &[], br#"{"cursor":{"next":"abc"}}"#).unwrap().as_deref(), Some("abc"));
+        let bc = Paging::BodyCursor(BodyCursorPaging {
+            cursor_param: "cursor".into(),
+            cursor: None,
+            cursor_pointer: "/cursor/next".into(),
+            limit_param: None,
+            limit: None,
+        });
+        assert_eq!(
+            next(&bc, &[], br#"{"cursor":{"next":"abc"}}"#)
+                .unwrap()
+                .as_deref(),
+            Some("abc")
+        );
         assert_eq!(next(&bc, &[], br#"{"cursor":{"next":""}}"#).unwrap(), None);
-        let nu = Paging::NextUrl(NextUrlPaging { url_pointer: "/@odata.nextLink".into() });
+        let nu = Paging::NextUrl(NextUrlPaging {
+            url_pointer: "/@odata.nextLink".into(),
+        });
         assert_eq!(next(&nu, &[], br#"{"value":[]}"#).unwrap(), None);
     }
 
     #[test]
     fn link_header() {
-        let h = vec![Header { name: "Link".into(), value: r#"<https://x/p?page=1>; rel="prev", <https://x/p?page=3>; rel="next""#.into() }];
-        assert_eq!(next(&Paging::LinkHeader, &h, b"").unwrap().as_deref(), Some("https://x/p?page=3"));
+        let h = vec![Header {
+            name: "Link".into(),
+            value: r#"<https://x/p?page=1>; rel="prev", <https://x/p?page=3>; rel="next""#.into(),
+        }];
+        assert_eq!(
+            next(&Paging::LinkHeader, &h, b"").unwrap().as_deref(),
+            Some("https://x/p?page=3")
+        );
         assert_eq!(next(&Paging::LinkHeader, &[], b"").unwrap(), None);
     }
 }

@@ -46,10 +46,15 @@ const FORBIDDEN_HEADERS: &[&str] = &[
 
 impl OriginPolicy {
     /// Builds the policy from expanded origins and the operator's endpoints.
-    pub fn new(origins: &[String], endpoints: &[Endpoint], token_url: Option<&Url>) -> Result<Self, ConfigError> {
+    pub fn new(
+        origins: &[String],
+        endpoints: &[Endpoint],
+        token_url: Option<&Url>,
+    ) -> Result<Self, ConfigError> {
         let mut declared = Vec::new();
         for o in origins {
-            let url = Url::parse(o).map_err(|e| ConfigError(format!("origin `{o}` is not a URL: {e}")))?;
+            let url = Url::parse(o)
+                .map_err(|e| ConfigError(format!("origin `{o}` is not a URL: {e}")))?;
             let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
             let target = endpoints
                 .iter()
@@ -60,10 +65,14 @@ impl OriginPolicy {
         }
         for e in endpoints {
             if let Some(h) = &e.host
-                && !declared.iter().any(|(o, _)| origin_host(o).as_deref() == Some(h.as_str()))
+                && !declared
+                    .iter()
+                    .any(|(o, _)| origin_host(o).as_deref() == Some(h.as_str()))
                 && token_url.and_then(Url::host_str) != Some(h.as_str())
             {
-                return Err(ConfigError(format!("--endpoint {h}=...: `{h}` is not a host this connector declares")));
+                return Err(ConfigError(format!(
+                    "--endpoint {h}=...: `{h}` is not a host this connector declares"
+                )));
             }
         }
         Ok(Self {
@@ -83,25 +92,43 @@ impl OriginPolicy {
             && t.origin() == url.origin()
             && t.path() == url.path()
         {
-            return Err(format!("{} is the token URL; only the host calls it", t.path()));
+            return Err(format!(
+                "{} is the token URL; only the host calls it",
+                t.path()
+            ));
         }
         let origin = url.origin();
         if let Some((_, target)) = self.declared.iter().find(|(o, _)| *o == origin) {
             return Ok(match target {
-                Some(t) => Route { url: rebase(t, &url), credentials: true, local: true },
+                Some(t) => Route {
+                    url: rebase(t, &url),
+                    credentials: true,
+                    local: true,
+                },
                 None => {
                     if url.scheme() != "https" {
                         return Err(format!("{origin:?} must be https"));
                     }
                     check_literal_ip(&url)?;
-                    Route { url, credentials: true, local: false }
+                    Route {
+                        url,
+                        credentials: true,
+                        local: false,
+                    }
                 }
             });
         }
         if self.endpoints.iter().any(|e| under(&e.target, &url)) {
-            return Ok(Route { url, credentials: true, local: true });
+            return Ok(Route {
+                url,
+                credentials: true,
+                local: true,
+            });
         }
-        Err(format!("origin {} is not declared by the connector", origin.ascii_serialization()))
+        Err(format!(
+            "origin {} is not declared by the connector",
+            origin.ascii_serialization()
+        ))
     }
 
     /// Checks a redirect from `from` to `location`. Credentials survive only
@@ -122,8 +149,16 @@ impl OriginPolicy {
             .find(|e| e.host.as_deref() == Some(host.as_str()))
             .or_else(|| self.endpoints.iter().find(|e| e.host.is_none()));
         match target {
-            Some(e) => Route { url: rebase(&e.target, url), credentials: false, local: true },
-            None => Route { url: url.clone(), credentials: false, local: false },
+            Some(e) => Route {
+                url: rebase(&e.target, url),
+                credentials: false,
+                local: true,
+            },
+            None => Route {
+                url: url.clone(),
+                credentials: false,
+                local: false,
+            },
         }
     }
 
@@ -136,7 +171,9 @@ impl OriginPolicy {
 /// Refuses a header the host owns.
 pub fn check_header(name: &str, extra_forbidden: Option<&str>) -> Result<(), String> {
     let lower = name.to_ascii_lowercase();
-    if FORBIDDEN_HEADERS.contains(&lower.as_str()) || extra_forbidden.is_some_and(|h| h.eq_ignore_ascii_case(&lower)) {
+    if FORBIDDEN_HEADERS.contains(&lower.as_str())
+        || extra_forbidden.is_some_and(|h| h.eq_ignore_ascii_case(&lower))
+    {
         return Err(format!("header `{lower}` is set by the host"));
     }
     Ok(())
@@ -179,7 +216,9 @@ fn check_literal_ip(url: &Url) -> Result<(), String> {
         _ => return Ok(()),
     };
     if is_private(ip) {
-        return Err(format!("{ip} is a private address; only an operator endpoint may point there"));
+        return Err(format!(
+            "{ip} is a private address; only an operator endpoint may point there"
+        ));
     }
     Ok(())
 }
@@ -210,7 +249,10 @@ mod tests {
 
     fn policy(endpoints: &[&str]) -> OriginPolicy {
         let eps: Vec<Endpoint> = endpoints.iter().map(|e| e.parse().unwrap()).collect();
-        let origins = vec!["https://acme.api.kandji.io".to_string(), "https://acme.kandji.io".to_string()];
+        let origins = vec![
+            "https://acme.api.kandji.io".to_string(),
+            "https://acme.kandji.io".to_string(),
+        ];
         let token = Url::parse("https://acme.api.kandji.io/oauth/token").unwrap();
         OriginPolicy::new(&origins, &eps, Some(&token)).unwrap()
     }
@@ -218,27 +260,53 @@ mod tests {
     #[test]
     fn declared_https_origins_only() {
         let p = policy(&[]);
-        let r = p.route("https://acme.api.kandji.io/api/v1/devices?limit=1").unwrap();
+        let r = p
+            .route("https://acme.api.kandji.io/api/v1/devices?limit=1")
+            .unwrap();
         assert!(r.credentials && !r.local);
-        assert!(p.route("https://evil.example/x").unwrap_err().contains("not declared"));
-        assert!(p.route("http://acme.api.kandji.io/x").unwrap_err().contains("not declared"));
+        assert!(
+            p.route("https://evil.example/x")
+                .unwrap_err()
+                .contains("not declared")
+        );
+        assert!(
+            p.route("http://acme.api.kandji.io/x")
+                .unwrap_err()
+                .contains("not declared")
+        );
         assert!(p.route("https://acme.api.kandji.io:8443/x").is_err());
-        assert!(p.route("https://u:p@acme.api.kandji.io/x").unwrap_err().contains("credentials"));
+        assert!(
+            p.route("https://u:p@acme.api.kandji.io/x")
+                .unwrap_err()
+                .contains("credentials")
+        );
         assert!(p.route("not a url").is_err());
     }
 
     #[test]
     fn token_url_is_host_only() {
-        assert!(policy(&[]).route("https://acme.api.kandji.io/oauth/token").unwrap_err().contains("token URL"));
+        assert!(
+            policy(&[])
+                .route("https://acme.api.kandji.io/oauth/token")
+                .unwrap_err()
+                .contains("token URL")
+        );
     }
 
     #[test]
     fn endpoint_maps_every_origin_and_allows_itself() {
         let p = policy(&["http://127.0.0.1:8001/base"]);
-        let r = p.route("https://acme.api.kandji.io/api/v1/devices?offset=300").unwrap();
-        assert_eq!(r.url.as_str(), "http://127.0.0.1:8001/base/api/v1/devices?offset=300");
+        let r = p
+            .route("https://acme.api.kandji.io/api/v1/devices?offset=300")
+            .unwrap();
+        assert_eq!(
+            r.url.as_str(),
+            "http://127.0.0.1:8001/base/api/v1/devices?offset=300"
+        );
         assert!(r.local);
-        let r = p.route("http://127.0.0.1:8001/base/api/v1/users?cursor=x").unwrap();
+        let r = p
+            .route("http://127.0.0.1:8001/base/api/v1/users?cursor=x")
+            .unwrap();
         assert!(r.local && r.credentials);
         assert!(p.route("http://127.0.0.1:8002/base/x").is_err());
         assert!(p.route("http://127.0.0.1:8001/other").is_err());
@@ -248,7 +316,10 @@ mod tests {
     fn per_host_endpoint() {
         let p = policy(&["acme.kandji.io=http://127.0.0.1:9000"]);
         assert!(!p.route("https://acme.api.kandji.io/x").unwrap().local);
-        assert_eq!(p.route("https://acme.kandji.io/x").unwrap().url.as_str(), "http://127.0.0.1:9000/x");
+        assert_eq!(
+            p.route("https://acme.kandji.io/x").unwrap().url.as_str(),
+            "http://127.0.0.1:9000/x"
+        );
         let eps = vec!["other.host=http://127.0.0.1:1".parse().unwrap()];
         assert!(OriginPolicy::new(&["https://a.b".into()], &eps, None).is_err());
     }
@@ -256,8 +327,23 @@ mod tests {
     #[test]
     fn private_literals_need_an_endpoint() {
         let p = OriginPolicy::new(&["https://10.1.2.3".into()], &[], None).unwrap();
-        assert!(p.route("https://10.1.2.3/x").unwrap_err().contains("private"));
-        for ip in ["127.0.0.1", "10.0.0.1", "172.16.5.5", "192.168.1.1", "169.254.169.254", "100.64.0.1", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1"] {
+        assert!(
+            p.route("https://10.1.2.3/x")
+                .unwrap_err()
+                .contains("private")
+        );
+        for ip in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.5.5",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(is_private(ip.parse().unwrap()), "{ip}");
         }
         assert!(!is_private("93.184.216.34".parse().unwrap()));
@@ -267,11 +353,18 @@ mod tests {
     fn redirects_keep_credentials_only_on_the_same_origin() {
         let p = policy(&[]);
         let from = p.route("https://acme.api.kandji.io/a").unwrap();
-        let same = p.redirect(&from, &Url::parse("https://acme.api.kandji.io/b").unwrap()).unwrap();
+        let same = p
+            .redirect(&from, &Url::parse("https://acme.api.kandji.io/b").unwrap())
+            .unwrap();
         assert!(same.credentials);
-        let cross = p.redirect(&from, &Url::parse("https://acme.kandji.io/b").unwrap()).unwrap();
+        let cross = p
+            .redirect(&from, &Url::parse("https://acme.kandji.io/b").unwrap())
+            .unwrap();
         assert!(!cross.credentials);
-        assert!(p.redirect(&from, &Url::parse("https://evil.example/").unwrap()).is_err());
+        assert!(
+            p.redirect(&from, &Url::parse("https://evil.example/").unwrap())
+                .is_err()
+        );
     }
 
     #[test]

@@ -26,15 +26,26 @@ pub struct RateOverride {
 impl std::str::FromStr for RateOverride {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (n, unit) = s.split_once('/').ok_or_else(|| format!("rate `{s}`: expected N/s, N/m or N/h"))?;
-        let requests: u32 = n.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| format!("rate `{s}`: N must be a positive integer"))?;
+        let (n, unit) = s
+            .split_once('/')
+            .ok_or_else(|| format!("rate `{s}`: expected N/s, N/m or N/h"))?;
+        let requests: u32 = n
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("rate `{s}`: N must be a positive integer"))?;
         let per = match unit.trim() {
             "s" => Duration::from_secs(1),
             "m" => Duration::from_secs(60),
             "h" => Duration::from_secs(3600),
             other => return Err(format!("rate `{s}`: unknown unit `{other}` (s, m or h)")),
         };
-        Ok(Self { requests, per, max_concurrent: None })
+        Ok(Self {
+            requests,
+            per,
+            max_concurrent: None,
+        })
     }
 }
 
@@ -59,7 +70,13 @@ impl RateLimits {
             None => policy
                 .buckets
                 .iter()
-                .map(|b| (b.requests, Duration::from_millis(b.window_ms.into()), b.methods.clone()))
+                .map(|b| {
+                    (
+                        b.requests,
+                        Duration::from_millis(b.window_ms.into()),
+                        b.methods.clone(),
+                    )
+                })
                 .collect(),
         };
         let buckets = specs
@@ -69,10 +86,16 @@ impl RateLimits {
                 // Refill evenly: one request every window/requests, with a
                 // burst of the whole window's allowance.
                 let quota = Quota::with_period(window / requests)?.allow_burst(burst);
-                Some(Bucket { methods, limiter: DefaultDirectRateLimiter::direct(quota) })
+                Some(Bucket {
+                    methods,
+                    limiter: DefaultDirectRateLimiter::direct(quota),
+                })
             })
             .collect();
-        let concurrent = over.and_then(|o| o.max_concurrent).unwrap_or(policy.max_concurrent).max(1);
+        let concurrent = over
+            .and_then(|o| o.max_concurrent)
+            .unwrap_or(policy.max_concurrent)
+            .max(1);
         Self {
             buckets,
             in_flight: Arc::new(Semaphore::new(concurrent as usize)),
@@ -83,15 +106,22 @@ impl RateLimits {
 
     /// Waits for a slot and a token in every bucket matching `method`. A wait
     /// that would pass `deadline` returns `rate-limited` with its length.
-    pub async fn acquire(&self, method: Method, deadline: Instant) -> Result<OwnedSemaphorePermit, HttpError> {
+    pub async fn acquire(
+        &self,
+        method: Method,
+        deadline: Instant,
+    ) -> Result<OwnedSemaphorePermit, HttpError> {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let permit = tokio::time::timeout(remaining, self.in_flight.clone().acquire_owned())
             .await
             .map_err(|_| HttpError::RateLimited(1000))?
             .expect("the semaphore is never closed");
-        for bucket in self.buckets.iter().filter(|b| b.methods.is_empty() || b.methods.contains(&method)) {
-            loop {
-                let Err(not_until) = bucket.limiter.check() else { break };
+        for bucket in self
+            .buckets
+            .iter()
+            .filter(|b| b.methods.is_empty() || b.methods.contains(&method))
+        {
+            while let Err(not_until) = bucket.limiter.check() {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
                 if Instant::now() + wait > deadline {
                     return Err(HttpError::RateLimited(wait.as_millis().max(1) as u64));
@@ -106,12 +136,16 @@ impl RateLimits {
     /// Counts a wait (limiter or vendor 429) for progress reports.
     pub fn record_wait(&self, wait: Duration) {
         self.wait_count.fetch_add(1, Ordering::Relaxed);
-        self.wait_ms.fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+        self.wait_ms
+            .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// (number of waits, total milliseconds waited).
     pub fn waits(&self) -> (u64, u64) {
-        (self.wait_count.load(Ordering::Relaxed), self.wait_ms.load(Ordering::Relaxed))
+        (
+            self.wait_count.load(Ordering::Relaxed),
+            self.wait_ms.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -121,21 +155,37 @@ mod tests {
     use crate::contract::RateBucket;
 
     fn policy(buckets: Vec<RateBucket>, max_concurrent: u32) -> RatePolicy {
-        RatePolicy { buckets, max_concurrent }
+        RatePolicy {
+            buckets,
+            max_concurrent,
+        }
     }
 
     #[test]
     fn parses_overrides() {
         let o: RateOverride = "20/s".parse().unwrap();
         assert_eq!((o.requests, o.per), (20, Duration::from_secs(1)));
-        assert_eq!("10000/h".parse::<RateOverride>().unwrap().per, Duration::from_secs(3600));
+        assert_eq!(
+            "10000/h".parse::<RateOverride>().unwrap().per,
+            Duration::from_secs(3600)
+        );
         assert!("0/s".parse::<RateOverride>().is_err());
         assert!("5/day".parse::<RateOverride>().is_err());
     }
 
     #[tokio::test]
     async fn a_wait_beyond_the_deadline_is_rate_limited() {
-        let limits = RateLimits::new(&policy(vec![RateBucket { requests: 2, window_ms: 60_000, methods: vec![] }], 4), None);
+        let limits = RateLimits::new(
+            &policy(
+                vec![RateBucket {
+                    requests: 2,
+                    window_ms: 60_000,
+                    methods: vec![],
+                }],
+                4,
+            ),
+            None,
+        );
         let deadline = Instant::now() + Duration::from_secs(1);
         drop(limits.acquire(Method::Get, deadline).await.unwrap());
         drop(limits.acquire(Method::Get, deadline).await.unwrap());
@@ -147,7 +197,11 @@ mod tests {
 
     #[tokio::test]
     async fn method_buckets_are_separate() {
-        let writes = RateBucket { requests: 1, window_ms: 60_000, methods: vec![Method::Post] };
+        let writes = RateBucket {
+            requests: 1,
+            window_ms: 60_000,
+            methods: vec![Method::Post],
+        };
         let limits = RateLimits::new(&policy(vec![writes], 4), None);
         let deadline = Instant::now() + Duration::from_millis(200);
         drop(limits.acquire(Method::Post, deadline).await.unwrap());
@@ -166,7 +220,11 @@ mod tests {
         for _ in 0..15 {
             drop(limits.acquire(Method::Get, deadline).await.unwrap());
         }
-        assert!(start.elapsed() >= Duration::from_millis(400), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(400),
+            "{:?}",
+            start.elapsed()
+        );
         assert!(limits.waits().0 >= 4);
     }
 }

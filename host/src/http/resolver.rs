@@ -23,7 +23,10 @@ pub struct GuardedResolver {
 impl GuardedResolver {
     /// Lets `host` (an operator endpoint) resolve to private addresses.
     pub fn allow(&self, host: &str) {
-        self.allowed.write().expect("resolver allow-list poisoned").insert(host.to_ascii_lowercase());
+        self.allowed
+            .write()
+            .expect("resolver allow-list poisoned")
+            .insert(host.to_ascii_lowercase());
     }
 }
 
@@ -32,11 +35,19 @@ impl Resolve for GuardedResolver {
         let allowed = self.allowed.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let local_ok = allowed.read().expect("resolver allow-list poisoned").contains(&host);
-            let kept: Vec<SocketAddr> = addrs.into_iter().filter(|a| local_ok || !is_private(a.ip())).collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let local_ok = allowed
+                .read()
+                .expect("resolver allow-list poisoned")
+                .contains(&host);
+            let kept: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| local_ok || !is_private(a.ip()))
+                .collect();
             if kept.is_empty() {
-                return Err(Box::new(PrivateAddressRefused(host)) as Box<dyn std::error::Error + Send + Sync>);
+                return Err(Box::new(PrivateAddressRefused(host))
+                    as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(kept.into_iter()) as Addrs)
         })

@@ -20,7 +20,10 @@ impl ArtifactCache {
     pub fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
         let mut h = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        Self { dir, engine_key: format!("{:016x}", h.finish()) }
+        Self {
+            dir,
+            engine_key: format!("{:016x}", h.finish()),
+        }
     }
 
     /// The hex sha256 of `bytes`.
@@ -42,11 +45,14 @@ impl ArtifactCache {
             // the operator's data dir, as trusted as the binary itself.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(c) => return Ok(c),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "discarding unusable cached artifact"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "discarding unusable cached artifact")
+                }
             }
         }
         let compiled = engine.precompile_component(bytes)?;
-        store(dir, &path, &compiled).with_context(|| format!("writing the compiled artifact {}", path.display()))?;
+        store(dir, &path, &compiled)
+            .with_context(|| format!("writing the compiled artifact {}", path.display()))?;
         // SAFETY: as above; the bytes were produced by this engine just now.
         Ok(unsafe { Component::deserialize(engine, &compiled) }?)
     }
@@ -55,7 +61,11 @@ impl ArtifactCache {
 /// Writes atomically (temp file + rename) so a crash never leaves a torn artifact.
 fn store(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.tmp{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }

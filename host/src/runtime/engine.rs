@@ -20,7 +20,10 @@ pub struct EngineLimits {
 
 impl Default for EngineLimits {
     fn default() -> Self {
-        Self { max_instances: 128, max_memory_bytes: 1 << 30 }
+        Self {
+            max_instances: 128,
+            max_memory_bytes: 1 << 30,
+        }
     }
 }
 
@@ -51,12 +54,14 @@ pub fn build(limits: EngineLimits) -> anyhow::Result<Engine> {
         .max_wasm_stack(1 << 20);
     let engine = Engine::new(&cfg)?;
     let weak = engine.weak();
-    std::thread::Builder::new().name("mdmhub-epoch".into()).spawn(move || {
-        while let Some(engine) = weak.upgrade() {
-            engine.increment_epoch();
-            drop(engine);
-            std::thread::sleep(EPOCH_TICK);
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("mdmhub-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })?;
     Ok(engine)
 }

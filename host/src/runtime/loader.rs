@@ -61,18 +61,27 @@ impl Runtime {
     /// missing dir is empty). A file whose id is already loaded is rejected.
     pub async fn load_all(&self, builtins: &[(&str, &[u8])], dir: Option<&Path>) -> Registry {
         let mut registry = Registry::default();
-        let mut candidates: Vec<(Source, Vec<u8>)> = builtins.iter().map(|(n, b)| (Source::Builtin((*n).into()), b.to_vec())).collect();
+        let mut candidates: Vec<(Source, Vec<u8>)> = builtins
+            .iter()
+            .map(|(n, b)| (Source::Builtin((*n).into()), b.to_vec()))
+            .collect();
         if let Some(dir) = dir {
             match list_wasm(dir) {
                 Ok(files) => {
                     for path in files {
                         match std::fs::read(&path) {
                             Ok(bytes) => candidates.push((Source::File(path), bytes)),
-                            Err(e) => registry.rejected.push(Rejected { source: path.display().to_string(), reason: format!("cannot read: {e}") }),
+                            Err(e) => registry.rejected.push(Rejected {
+                                source: path.display().to_string(),
+                                reason: format!("cannot read: {e}"),
+                            }),
                         }
                     }
                 }
-                Err(e) => registry.rejected.push(Rejected { source: dir.display().to_string(), reason: format!("cannot list the connectors directory: {e}") }),
+                Err(e) => registry.rejected.push(Rejected {
+                    source: dir.display().to_string(),
+                    reason: format!("cannot list the connectors directory: {e}"),
+                }),
             }
         }
         for (source, bytes) in candidates {
@@ -81,7 +90,10 @@ impl Runtime {
                     if let Some(existing) = registry.connectors.get(&c.info.id) {
                         registry.rejected.push(Rejected {
                             source: source.to_string(),
-                            reason: format!("connector id `{}` is already provided by {}", c.info.id, existing.source),
+                            reason: format!(
+                                "connector id `{}` is already provided by {}",
+                                c.info.id, existing.source
+                            ),
                         });
                     } else {
                         registry.connectors.insert(c.info.id.clone(), Arc::new(c));
@@ -89,7 +101,10 @@ impl Runtime {
                 }
                 Err(reason) => {
                     tracing::info!(%source, %reason, "connector rejected");
-                    registry.rejected.push(Rejected { source: source.to_string(), reason });
+                    registry.rejected.push(Rejected {
+                        source: source.to_string(),
+                        reason,
+                    });
                 }
             }
         }
@@ -104,14 +119,33 @@ impl Runtime {
         let owned = bytes.to_vec();
         let sha = sha256.clone();
         // Compiling is CPU-bound: keep it off the async workers.
-        let component = tokio::task::spawn_blocking(move || rt.0.cache.load(&rt.0.engine, &owned, &sha))
+        let component =
+            tokio::task::spawn_blocking(move || rt.0.cache.load(&rt.0.engine, &owned, &sha))
+                .await
+                .map_err(|e| format!("compilation panicked: {e}"))?
+                .map_err(|e| format!("does not compile: {}", first_line(&e)))?;
+        let pre = self
+            .0
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| format!("imports something mdmhub does not provide: {}", chain(&e)))?;
+        let pre = bindings::ConnectorPre::new(pre).map_err(|e| {
+            format!(
+                "does not implement the mdmhub:connector@0.1 world: {}",
+                chain(&e)
+            )
+        })?;
+        let mut connector = Connector {
+            info: placeholder_info(),
+            source,
+            sha256,
+            pre,
+            rt: self.clone(),
+        };
+        let info = connector
+            .describe()
             .await
-            .map_err(|e| format!("compilation panicked: {e}"))?
-            .map_err(|e| format!("does not compile: {}", first_line(&e)))?;
-        let pre = self.0.linker.instantiate_pre(&component).map_err(|e| format!("imports something mdmhub does not provide: {}", chain(&e)))?;
-        let pre = bindings::ConnectorPre::new(pre).map_err(|e| format!("does not implement the mdmhub:connector@0.1 world: {}", chain(&e)))?;
-        let mut connector = Connector { info: placeholder_info(), source, sha256, pre, rt: self.clone() };
-        let info = connector.describe().await.map_err(|e| format!("describe() failed: {e}"))?;
+            .map_err(|e| format!("describe() failed: {e}"))?;
         validate::describe(&info).map_err(|e| format!("describe() is invalid: {e}"))?;
         connector.info = info;
         Ok(connector)
@@ -120,7 +154,11 @@ impl Runtime {
 
 fn check_format(bytes: &[u8]) -> Result<(), String> {
     if bytes.len() > MAX_COMPONENT_BYTES {
-        return Err(format!("is {} bytes, over the {} MiB limit", bytes.len(), MAX_COMPONENT_BYTES >> 20));
+        return Err(format!(
+            "is {} bytes, over the {} MiB limit",
+            bytes.len(),
+            MAX_COMPONENT_BYTES >> 20
+        ));
     }
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         return Err("is not a WebAssembly file".into());
@@ -145,12 +183,20 @@ fn list_wasm(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 fn first_line(e: &anyhow::Error) -> String {
-    format!("{e}").lines().next().unwrap_or_default().to_string()
+    format!("{e}")
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn chain(e: &wasmtime::Error) -> String {
     let text = format!("{e:#}");
-    text.lines().filter(|l| !l.trim().is_empty()).take(3).collect::<Vec<_>>().join(": ")
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// Stands in until `describe()` has answered (used only for its log lines).
@@ -163,7 +209,10 @@ fn placeholder_info() -> crate::contract::ConnectorInfo {
         config: vec![],
         auth: AuthScheme::None,
         origins: vec![],
-        rate_policy: RatePolicy { buckets: vec![], max_concurrent: 1 },
+        rate_policy: RatePolicy {
+            buckets: vec![],
+            max_concurrent: 1,
+        },
         resources: vec![],
         actions: vec![],
         device_url_template: None,

@@ -83,7 +83,9 @@ pub fn describe_connector_error(e: &ConnectorError) -> String {
         ConnectorError::InvalidConfig(m) => format!("invalid config: {m}"),
         ConnectorError::Unsupported(m) => format!("unsupported: {m}"),
         ConnectorError::InvalidVendorData(m) => format!("invalid vendor data: {m}"),
-        ConnectorError::Rejected(s) => format!("rejected by the vendor ({}): {}", s.status, s.message),
+        ConnectorError::Rejected(s) => {
+            format!("rejected by the vendor ({}): {}", s.status, s.message)
+        }
     }
 }
 
@@ -110,11 +112,21 @@ impl Runtime {
         bindings::Connector::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s)?;
         let cache = cache::ArtifactCache::new(&engine, config.cache_dir.clone());
         let http = HttpClient::new(config.http);
-        Ok(Self(Arc::new(Inner { engine, linker, cache, config, http })))
+        Ok(Self(Arc::new(Inner {
+            engine,
+            linker,
+            cache,
+            config,
+            http,
+        })))
     }
 
     /// Binds an account to a connector (validating its config).
-    pub fn session(&self, connector: &Connector, spec: AccountSpec) -> Result<Arc<AccountSession>, ConfigError> {
+    pub fn session(
+        &self,
+        connector: &Connector,
+        spec: AccountSpec,
+    ) -> Result<Arc<AccountSession>, ConfigError> {
         let session = AccountSession::new(&connector.info, spec)?;
         self.0.http.register(&session);
         Ok(session)
@@ -140,7 +152,10 @@ pub struct Connector {
 
 impl std::fmt::Debug for Connector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connector").field("id", &self.info.id).field("source", &self.source).finish()
+        f.debug_struct("Connector")
+            .field("id", &self.info.id)
+            .field("source", &self.source)
+            .finish()
     }
 }
 
@@ -155,7 +170,9 @@ impl Connector {
     pub async fn check(&self, session: &Arc<AccountSession>) -> Result<(), CallError> {
         let (mut store, inst, deadline) = self.instantiate(Some(session.clone())).await?;
         let ctx = session.context();
-        finish(deadline, self.timeout(), inst.call_check(&mut store, &ctx)).await?.map_err(CallError::Connector)
+        finish(deadline, self.timeout(), inst.call_check(&mut store, &ctx))
+            .await?
+            .map_err(CallError::Connector)
     }
 
     /// Lists one page of `kind` from `cursor`.
@@ -168,23 +185,51 @@ impl Connector {
     ) -> Result<Page, CallError> {
         let (mut store, inst, deadline) = self.instantiate(Some(session.clone())).await?;
         let ctx = session.context();
-        let page = finish(deadline, self.timeout(), inst.call_list(&mut store, &ctx, kind, cursor, options)).await?.map_err(CallError::Connector)?;
+        let page = finish(
+            deadline,
+            self.timeout(),
+            inst.call_list(&mut store, &ctx, kind, cursor, options),
+        )
+        .await?
+        .map_err(CallError::Connector)?;
         validate::page(page, kind)
     }
 
     /// Reads one object of `kind`.
-    pub async fn get(&self, session: &Arc<AccountSession>, kind: ResourceKind, id: &str) -> Result<Entity, CallError> {
+    pub async fn get(
+        &self,
+        session: &Arc<AccountSession>,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Entity, CallError> {
         let (mut store, inst, deadline) = self.instantiate(Some(session.clone())).await?;
         let ctx = session.context();
-        let entity = finish(deadline, self.timeout(), inst.call_get(&mut store, &ctx, kind, id)).await?.map_err(CallError::Connector)?;
+        let entity = finish(
+            deadline,
+            self.timeout(),
+            inst.call_get(&mut store, &ctx, kind, id),
+        )
+        .await?
+        .map_err(CallError::Connector)?;
         validate::entity(entity, kind)
     }
 
     /// Runs an action on a device.
-    pub async fn action(&self, session: &Arc<AccountSession>, device_id: &str, request: &ActionRequest) -> Result<ActionOutcome, CallError> {
+    pub async fn action(
+        &self,
+        session: &Arc<AccountSession>,
+        device_id: &str,
+        request: &ActionRequest,
+    ) -> Result<ActionOutcome, CallError> {
         let (mut store, inst, deadline) = self.instantiate(Some(session.clone())).await?;
         let ctx = session.context();
-        finish(deadline, self.timeout(), inst.call_action(&mut store, &ctx, device_id, request)).await?.map_err(CallError::Connector)
+        finish(
+            deadline,
+            self.timeout(),
+            inst.call_action(&mut store, &ctx, device_id, request),
+        )
+        .await?
+        .map_err(CallError::Connector)
     }
 
     fn timeout(&self) -> Duration {
@@ -192,10 +237,18 @@ impl Connector {
     }
 
     /// A fresh instance in a fresh store: nothing leaks between calls.
-    async fn instantiate(&self, session: Option<Arc<AccountSession>>) -> Result<(Store<CallState>, bindings::Connector, Instant), CallError> {
+    async fn instantiate(
+        &self,
+        session: Option<Arc<AccountSession>>,
+    ) -> Result<(Store<CallState>, bindings::Connector, Instant), CallError> {
         let rt = &self.rt.0;
         let deadline = Instant::now() + rt.config.call_timeout;
-        let env = CallEnv { connector: self.info.id.as_str().into(), session, http: rt.http.clone(), deadline };
+        let env = CallEnv {
+            connector: self.info.id.as_str().into(),
+            session,
+            http: rt.http.clone(),
+            deadline,
+        };
         let mut store = Store::new(&rt.engine, CallState::new(env, rt.config.memory_bytes));
         store.limiter(|s| &mut s.limits);
         let budget = rt.config.cpu_budget;
@@ -204,7 +257,11 @@ impl Connector {
         // `budget` since it last returned from a host call.
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |ctx| {
-            if ctx.data().guest_since.elapsed() > budget { Ok(UpdateDeadline::Interrupt) } else { Ok(UpdateDeadline::Yield(1)) }
+            if ctx.data().guest_since.elapsed() > budget {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
         });
         let inst = self.pre.instantiate_async(&mut store).await.map_err(trap)?;
         store.data_mut().guest_since = Instant::now();
@@ -213,7 +270,11 @@ impl Connector {
 }
 
 /// Awaits a guest call within the deadline and turns traps into errors.
-async fn finish<T>(deadline: Instant, limit: Duration, fut: impl Future<Output = wasmtime::Result<T>>) -> Result<T, CallError> {
+async fn finish<T>(
+    deadline: Instant,
+    limit: Duration,
+    fut: impl Future<Output = wasmtime::Result<T>>,
+) -> Result<T, CallError> {
     match tokio::time::timeout_at(deadline.into(), fut).await {
         Err(_) => Err(CallError::Timeout(limit)),
         Ok(Err(e)) => Err(trap(e)),
@@ -223,7 +284,9 @@ async fn finish<T>(deadline: Instant, limit: Duration, fut: impl Future<Output =
 
 fn trap(e: wasmtime::Error) -> CallError {
     let what = match e.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => "used its CPU budget without returning to the host (an endless loop?)".to_string(),
+        Some(Trap::Interrupt) => {
+            "used its CPU budget without returning to the host (an endless loop?)".to_string()
+        }
         Some(Trap::StackOverflow) => "stack overflow (unbounded recursion?)".to_string(),
         Some(Trap::UnreachableCodeReached) => "panicked (wasm `unreachable` executed)".to_string(),
         Some(other) => other.to_string(),

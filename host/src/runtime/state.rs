@@ -51,7 +51,11 @@ impl CallState {
     pub fn new(env: CallEnv, memory_bytes: usize) -> Self {
         // No args, env, preopened dirs, network or name lookups: clocks and
         // random only. Stdio goes nowhere.
-        let wasi = WasiCtxBuilder::new().allow_ip_name_lookup(false).allow_tcp(false).allow_udp(false).build();
+        let wasi = WasiCtxBuilder::new()
+            .allow_ip_name_lookup(false)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .build();
         let limits = StoreLimitsBuilder::new()
             .memory_size(memory_bytes)
             .table_elements(200_000)
@@ -75,13 +79,20 @@ impl CallState {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for CallState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http_ctx, table: &mut self.table, hooks: &mut self.hooks }
+        WasiHttpCtxView {
+            ctx: &mut self.http_ctx,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
     }
 }
 
@@ -112,7 +123,11 @@ impl WasiHttpHooks for DenyOutgoingHttp {
 impl types::Host for CallState {}
 
 impl http::Host for CallState {
-    async fn send(&mut self, req: http::Request, paging: Option<http::Paging>) -> Result<http::Response, http::HttpError> {
+    async fn send(
+        &mut self,
+        req: http::Request,
+        paging: Option<http::Paging>,
+    ) -> Result<http::Response, http::HttpError> {
         let result = match &self.env.session {
             None => Err(http::HttpError::Denied("describe may not call http".into())),
             Some(session) => {
@@ -120,7 +135,11 @@ impl http::Host for CallState {
                 let span = tracing::debug_span!("http", connector = %self.env.connector, account = %session.id, method = ?req.method);
                 let _enter = span.enter();
                 let url = req.url.clone();
-                let r = self.env.http.send(&session, req, paging, self.env.deadline).await;
+                let r = self
+                    .env
+                    .http
+                    .send(&session, req, paging, self.env.deadline)
+                    .await;
                 if let Err(e) = &r {
                     tracing::debug!(%url, error = ?e, "request failed");
                 }
@@ -143,8 +162,16 @@ impl log::Host for CallState {
         }
         let mut message = message;
         message.truncate(message.floor_char_boundary(MAX_LOG_MESSAGE));
-        let fields: String = fields.iter().map(|f| format!(" {}={:?}", f.key, f.value)).collect();
-        let account = self.env.session.as_ref().map(|s| s.id.as_str()).unwrap_or("-");
+        let fields: String = fields
+            .iter()
+            .map(|f| format!(" {}={:?}", f.key, f.value))
+            .collect();
+        let account = self
+            .env
+            .session
+            .as_ref()
+            .map(|s| s.id.as_str())
+            .unwrap_or("-");
         let connector = &*self.env.connector;
         match level {
             log::Level::Trace => tracing::trace!(connector, account, "{message}{fields}"),

@@ -19,12 +19,25 @@ const MAX_DESCRIBE_BYTES: usize = 1 << 20;
 
 /// Validates a connector's self-description.
 pub fn describe(info: &ConnectorInfo) -> Result<(), String> {
-    let size = serde_json::to_vec(info).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(info)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_DESCRIBE_BYTES {
-        return Err(format!("it is {size} bytes; at most {MAX_DESCRIBE_BYTES} are allowed"));
+        return Err(format!(
+            "it is {size} bytes; at most {MAX_DESCRIBE_BYTES} are allowed"
+        ));
     }
-    if info.id.is_empty() || info.id.len() > 64 || !info.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
-        return Err(format!("id `{}` must be 1-64 lowercase letters, digits or `-`", info.id));
+    if info.id.is_empty()
+        || info.id.len() > 64
+        || !info
+            .id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(format!(
+            "id `{}` must be 1-64 lowercase letters, digits or `-`",
+            info.id
+        ));
     }
     if info.name.trim().is_empty() || info.version.trim().is_empty() {
         return Err("name and version must not be empty".into());
@@ -47,7 +60,9 @@ pub fn describe(info: &ConnectorInfo) -> Result<(), String> {
     let check_template = |t: &str, extra: &[&str]| -> Result<(), String> {
         for n in template::names(t) {
             if !names.contains(n) && !extra.contains(&n) {
-                return Err(format!("template `{t}` uses `{{{n}}}`, which is no non-secret config key or variable"));
+                return Err(format!(
+                    "template `{t}` uses `{{{n}}}`, which is no non-secret config key or variable"
+                ));
             }
         }
         Ok(())
@@ -60,18 +75,35 @@ pub fn describe(info: &ConnectorInfo) -> Result<(), String> {
             return Err(format!("origin `{o}` must start with https://"));
         }
         if o["https://".len()..].contains('/') {
-            return Err(format!("origin `{o}` must be scheme and host only, without a path"));
+            return Err(format!(
+                "origin `{o}` must be scheme and host only, without a path"
+            ));
         }
         check_template(o, &[])?;
     }
-    let need_secret = |k: &str| if secret(k) { Ok(()) } else { Err(format!("auth uses `{k}`, which is not a secret config field")) };
-    let need_field = |k: &str| if known(k) { Ok(()) } else { Err(format!("auth uses `{k}`, which is not a config field")) };
+    let need_secret = |k: &str| {
+        if secret(k) {
+            Ok(())
+        } else {
+            Err(format!(
+                "auth uses `{k}`, which is not a secret config field"
+            ))
+        }
+    };
+    let need_field = |k: &str| {
+        if known(k) {
+            Ok(())
+        } else {
+            Err(format!("auth uses `{k}`, which is not a config field"))
+        }
+    };
     match &info.auth {
         AuthScheme::None => {}
         AuthScheme::Bearer(b) => need_secret(&b.token_field)?,
         AuthScheme::ApiKey(k) => {
             need_secret(&k.key_field)?;
-            crate::http::policy::check_header(&k.header, None).map_err(|e| format!("api-key header: {e}"))?;
+            crate::http::policy::check_header(&k.header, None)
+                .map_err(|e| format!("api-key header: {e}"))?;
         }
         AuthScheme::Basic(b) => {
             need_field(&b.username_field)?;
@@ -92,9 +124,16 @@ pub fn describe(info: &ConnectorInfo) -> Result<(), String> {
     }
     let rp = &info.rate_policy;
     if rp.max_concurrent == 0 || rp.max_concurrent > 1_000 {
-        return Err(format!("max-concurrent {} must be 1-1000", rp.max_concurrent));
+        return Err(format!(
+            "max-concurrent {} must be 1-1000",
+            rp.max_concurrent
+        ));
     }
-    if rp.buckets.iter().any(|b| b.requests == 0 || b.window_ms == 0) {
+    if rp
+        .buckets
+        .iter()
+        .any(|b| b.requests == 0 || b.window_ms == 0)
+    {
         return Err("every rate bucket needs requests > 0 and window-ms > 0".into());
     }
     let mut kinds = BTreeSet::new();
@@ -110,24 +149,36 @@ pub fn describe(info: &ConnectorInfo) -> Result<(), String> {
 }
 
 fn token_url(t: &str) -> Result<(), String> {
-    if t.starts_with("https://") { Ok(()) } else { Err(format!("token URL `{t}` must start with https://")) }
+    if t.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(format!("token URL `{t}` must start with https://"))
+    }
 }
 
 /// Validates a page: bounded, records of `kind`; a record with a bad
 /// timestamp becomes a record error instead of reaching the store.
 pub fn page(mut page: Page, kind: ResourceKind) -> Result<Page, CallError> {
     if page.records.len() > MAX_PAGE_RECORDS || page.errors.len() > MAX_PAGE_RECORDS {
-        return Err(CallError::InvalidOutput(format!("a page holds at most {MAX_PAGE_RECORDS} records")));
+        return Err(CallError::InvalidOutput(format!(
+            "a page holds at most {MAX_PAGE_RECORDS} records"
+        )));
     }
     let bytes: usize = page.records.iter().map(entity_bytes).sum();
     if bytes > MAX_PAGE_BYTES {
-        return Err(CallError::InvalidOutput(format!("a page of {bytes} bytes is over the {} MiB limit", MAX_PAGE_BYTES >> 20)));
+        return Err(CallError::InvalidOutput(format!(
+            "a page of {bytes} bytes is over the {} MiB limit",
+            MAX_PAGE_BYTES >> 20
+        )));
     }
     let records = std::mem::take(&mut page.records);
     for r in records {
         match check_entity(&r, kind) {
             Ok(()) => page.records.push(r),
-            Err(message) => page.errors.push(RecordError { remote_id: Some(remote_id(&r).to_owned()), message }),
+            Err(message) => page.errors.push(RecordError {
+                remote_id: Some(remote_id(&r).to_owned()),
+                message,
+            }),
         }
     }
     Ok(page)
@@ -136,7 +187,9 @@ pub fn page(mut page: Page, kind: ResourceKind) -> Result<Page, CallError> {
 /// Validates a single record.
 pub fn entity(e: Entity, kind: ResourceKind) -> Result<Entity, CallError> {
     if entity_bytes(&e) > MAX_PAGE_BYTES {
-        return Err(CallError::InvalidOutput("the record is over the size limit".into()));
+        return Err(CallError::InvalidOutput(
+            "the record is over the size limit".into(),
+        ));
     }
     check_entity(&e, kind).map_err(CallError::InvalidOutput)?;
     Ok(e)
@@ -156,7 +209,10 @@ fn check_entity(e: &Entity, kind: ResourceKind) -> Result<(), String> {
         return Err("empty remote id".into());
     }
     if let Entity::Device(d) = e {
-        for (field, value) in [("last-check-in-at", &d.last_check_in_at), ("enrolled-at", &d.enrolled_at)] {
+        for (field, value) in [
+            ("last-check-in-at", &d.last_check_in_at),
+            ("enrolled-at", &d.enrolled_at),
+        ] {
             if let Some(v) = value
                 && OffsetDateTime::parse(v, &Rfc3339).is_err()
             {
@@ -178,7 +234,14 @@ fn remote_id(e: &Entity) -> &str {
 
 fn entity_bytes(e: &Entity) -> usize {
     match e {
-        Entity::Device(d) => d.remote_data.len() + d.extra.iter().map(|x| x.key.len() + x.value.len()).sum::<usize>() + 512,
+        Entity::Device(d) => {
+            d.remote_data.len()
+                + d.extra
+                    .iter()
+                    .map(|x| x.key.len() + x.value.len())
+                    .sum::<usize>()
+                + 512
+        }
         Entity::User(u) => u.remote_data.len() + 256,
         Entity::App(a) => a.remote_data.len() + 256,
         Entity::Organization(o) => o.remote_data.len() + 128,

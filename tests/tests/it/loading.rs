@@ -33,11 +33,21 @@ async fn misfits_are_rejected_with_their_reason_and_the_rest_load() {
     let ids: Vec<&str> = reg.connectors.keys().map(String::as_str).collect();
     assert!(ids.contains(&"acme"), "{ids:?}");
     for (name, _) in BUILTINS {
-        assert!(reg.connectors.values().any(|c| matches!(&c.source, Source::Builtin(n) if n == name)), "built-in {name} did not load");
+        assert!(
+            reg.connectors
+                .values()
+                .any(|c| matches!(&c.source, Source::Builtin(n) if n == name)),
+            "built-in {name} did not load"
+        );
     }
     assert_eq!(reg.connectors.len(), BUILTINS.len() + 1);
     let reason = |file: &str| {
-        reg.rejected.iter().find(|r| r.source.ends_with(file)).unwrap_or_else(|| panic!("{file} not rejected: {:?}", reg.rejected)).reason.clone()
+        reg.rejected
+            .iter()
+            .find(|r| r.source.ends_with(file))
+            .unwrap_or_else(|| panic!("{file} not rejected: {:?}", reg.rejected))
+            .reason
+            .clone()
     };
     assert!(reason("garbage.wasm").contains("not a WebAssembly file"));
     assert!(reason("core.wasm").contains("core WebAssembly module, not a component"));
@@ -51,8 +61,17 @@ async fn misfits_are_rejected_with_their_reason_and_the_rest_load() {
 async fn compiled_artifacts_are_cached_by_content_hash() {
     let rt = runtime();
     let c = load(&rt, wasm::EXAMPLE).await;
-    let cached: Vec<_> = std::fs::read_dir(cache_dir()).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
-    assert!(cached.iter().any(|f| f.starts_with(&c.sha256) && f.ends_with(".cwasm")), "{cached:?}");
+    let cached: Vec<_> = std::fs::read_dir(cache_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        cached
+            .iter()
+            .any(|f| f.starts_with(&c.sha256) && f.ends_with(".cwasm")),
+        "{cached:?}"
+    );
     // A second runtime loads it from the cache and it works the same.
     let again = load(&runtime(), wasm::EXAMPLE).await;
     assert_eq!(again.info.id, "acme");
@@ -63,7 +82,8 @@ fn componentize_py() -> PathBuf {
     if let Some(p) = std::env::var_os("MDMHUB_COMPONENTIZE_PY") {
         return p.into();
     }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/venv/bin/componentize-py");
+    let venv =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/venv/bin/componentize-py");
     if venv.exists() {
         return venv;
     }
@@ -81,17 +101,42 @@ async fn a_python_component_loads_and_calls_http() {
         .status()
         .expect("componentize-py is needed: run `scripts/test` (it installs it) or `pip install componentize-py==0.25.1`");
     assert!(status.success(), "componentize-py failed");
-    let rt = mdmhub::runtime::Runtime::new(mdmhub::runtime::RuntimeConfig { cache_dir: Some(cache_dir()), ..Default::default() }).unwrap();
+    let rt = mdmhub::runtime::Runtime::new(mdmhub::runtime::RuntimeConfig {
+        cache_dir: Some(cache_dir()),
+        ..Default::default()
+    })
+    .unwrap();
     let c = load(&rt, out.to_str().unwrap()).await;
     assert_eq!(c.info.id, "acme-py");
     let srv = server::start(0).await;
-    let s = session(&rt, &c, spec(&[("tenant", "t")], &[("api_token", "acme-token")], Some(&srv.url)));
+    let s = session(
+        &rt,
+        &c,
+        spec(
+            &[("tenant", "t")],
+            &[("api_token", "acme-token")],
+            Some(&srv.url),
+        ),
+    );
     c.check(&s).await.unwrap();
     let (mut cursor, mut emails) = (None::<String>, vec![]);
     loop {
-        let page = c.list(&s, ResourceKind::Users, cursor.as_deref(), &ListOptions { page_size: None, parent_id: None }).await.unwrap();
+        let page = c
+            .list(
+                &s,
+                ResourceKind::Users,
+                cursor.as_deref(),
+                &ListOptions {
+                    page_size: None,
+                    parent_id: None,
+                },
+            )
+            .await
+            .unwrap();
         for r in page.records {
-            let Entity::User(u) = r else { panic!("not a user") };
+            let Entity::User(u) = r else {
+                panic!("not a user")
+            };
             emails.push(u.email.unwrap());
         }
         match page.next_cursor {
@@ -99,5 +144,10 @@ async fn a_python_component_loads_and_calls_http() {
             None => break,
         }
     }
-    assert_eq!(emails, (0..5).map(|i| format!("user{i}@example.com")).collect::<Vec<_>>());
+    assert_eq!(
+        emails,
+        (0..5)
+            .map(|i| format!("user{i}@example.com"))
+            .collect::<Vec<_>>()
+    );
 }

@@ -13,13 +13,27 @@ async fn setup() -> (Runtime, Connector, Arc<AccountSession>, server::TestServer
     let srv = server::start(0).await;
     let rt = runtime();
     let c = load(&rt, wasm::HOSTILE).await;
-    let s = session(&rt, &c, spec(&[("host", "api.test")], &[("token", "t0k")], Some(&srv.url)));
+    let s = session(
+        &rt,
+        &c,
+        spec(&[("host", "api.test")], &[("token", "t0k")], Some(&srv.url)),
+    );
     (rt, c, s, srv)
 }
 
-async fn run(c: &Connector, s: &Arc<AccountSession>, name: &str, params: &str) -> Result<String, CallError> {
-    let req = ActionRequest { kind: ActionKind::Vendor(name.into()), params: params.into() };
-    c.action(s, "dev-1", &req).await.map(|o| o.message.unwrap_or_default())
+async fn run(
+    c: &Connector,
+    s: &Arc<AccountSession>,
+    name: &str,
+    params: &str,
+) -> Result<String, CallError> {
+    let req = ActionRequest {
+        kind: ActionKind::Vendor(name.into()),
+        params: params.into(),
+    };
+    c.action(s, "dev-1", &req)
+        .await
+        .map(|o| o.message.unwrap_or_default())
 }
 
 /// After each misbehaviour the same connector still answers a normal call.
@@ -55,7 +69,10 @@ async fn panics_and_unbounded_recursion_trap_only_that_call() {
     // Rust guests keep their stack in linear memory: the shadow stack runs
     // out (an out-of-bounds access) before wasmtime's own stack limit does.
     match run(&c, &s, "recurse", "{}").await {
-        Err(CallError::Trap(m)) => assert!(m.contains("stack overflow") || m.contains("out of bounds"), "{m}"),
+        Err(CallError::Trap(m)) => assert!(
+            m.contains("stack overflow") || m.contains("out of bounds"),
+            "{m}"
+        ),
         other => panic!("expected a trap, got {other:?}"),
     }
     still_serving(&c, &s).await;
@@ -64,8 +81,21 @@ async fn panics_and_unbounded_recursion_trap_only_that_call() {
 #[tokio::test]
 async fn a_huge_result_is_refused() {
     let (_rt, c, s, _srv) = setup().await;
-    let r = c.list(&s, ResourceKind::Devices, Some("huge"), &ListOptions { page_size: None, parent_id: None }).await;
-    assert!(matches!(r, Err(CallError::InvalidOutput(ref m)) if m.contains("limit")), "{r:?}");
+    let r = c
+        .list(
+            &s,
+            ResourceKind::Devices,
+            Some("huge"),
+            &ListOptions {
+                page_size: None,
+                parent_id: None,
+            },
+        )
+        .await;
+    assert!(
+        matches!(r, Err(CallError::InvalidOutput(ref m)) if m.contains("limit")),
+        "{r:?}"
+    );
     still_serving(&c, &s).await;
 }
 
@@ -73,10 +103,25 @@ async fn a_huge_result_is_refused() {
 async fn no_env_files_or_sockets() {
     let (_rt, c, s, srv) = setup().await;
     assert_eq!(run(&c, &s, "env", "{}").await.unwrap(), "env=0 args=0");
-    assert!(run(&c, &s, "file", "{}").await.unwrap().starts_with("denied:"));
-    assert!(run(&c, &s, "file-write", "{}").await.unwrap().starts_with("denied:"));
+    assert!(
+        run(&c, &s, "file", "{}")
+            .await
+            .unwrap()
+            .starts_with("denied:")
+    );
+    assert!(
+        run(&c, &s, "file-write", "{}")
+            .await
+            .unwrap()
+            .starts_with("denied:")
+    );
     let addr = srv.url.trim_start_matches("http://");
-    assert!(run(&c, &s, "socket", &format!("\"{addr}\"")).await.unwrap().starts_with("denied:"));
+    assert!(
+        run(&c, &s, "socket", &format!("\"{addr}\""))
+            .await
+            .unwrap()
+            .starts_with("denied:")
+    );
     assert_eq!(srv.seen.hits("ok"), 0);
 }
 
@@ -90,7 +135,10 @@ async fn http_rules_hold_for_a_guest() {
     still_serving(&c, &s).await;
     // Only the one allowed call reached the server, with the host's token.
     assert_eq!(srv.seen.hits("ok"), 1);
-    assert_eq!(srv.seen.auth.lock().unwrap().as_slice(), &[Some("Bearer t0k".to_string())]);
+    assert_eq!(
+        srv.seen.auth.lock().unwrap().as_slice(),
+        &[Some("Bearer t0k".to_string())]
+    );
 }
 
 #[tokio::test]
@@ -114,5 +162,9 @@ async fn a_spinning_call_does_not_block_others() {
     });
     trapped(spin, "CPU budget");
     assert_eq!(ok.0.unwrap(), "ok:200");
-    assert!(ok.1 < std::time::Duration::from_millis(900), "the normal call waited for the spinning one: {:?}", ok.1);
+    assert!(
+        ok.1 < std::time::Duration::from_millis(900),
+        "the normal call waited for the spinning one: {:?}",
+        ok.1
+    );
 }

