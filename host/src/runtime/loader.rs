@@ -135,20 +135,17 @@ impl Runtime {
                 chain(&e)
             )
         })?;
-        let mut connector = Connector {
-            info: placeholder_info(),
+        let info = super::describe(self, &pre, &source.to_string())
+            .await
+            .map_err(|e| format!("describe() failed: {e}"))?;
+        validate::describe(&info).map_err(|e| format!("describe() is invalid: {e}"))?;
+        Ok(Connector {
+            info,
             source,
             sha256,
             pre,
             rt: self.clone(),
-        };
-        let info = connector
-            .describe()
-            .await
-            .map_err(|e| format!("describe() failed: {e}"))?;
-        validate::describe(&info).map_err(|e| format!("describe() is invalid: {e}"))?;
-        connector.info = info;
-        Ok(connector)
+        })
     }
 }
 
@@ -197,24 +194,4 @@ fn chain(e: &wasmtime::Error) -> String {
         .take(3)
         .collect::<Vec<_>>()
         .join(": ")
-}
-
-/// Stands in until `describe()` has answered (used only for its log lines).
-fn placeholder_info() -> crate::contract::ConnectorInfo {
-    use crate::contract::*;
-    ConnectorInfo {
-        id: "(loading)".into(),
-        name: String::new(),
-        version: String::new(),
-        config: vec![],
-        auth: AuthScheme::None,
-        origins: vec![],
-        rate_policy: RatePolicy {
-            buckets: vec![],
-            max_concurrent: 1,
-        },
-        resources: vec![],
-        actions: vec![],
-        device_url_template: None,
-    }
 }

@@ -162,8 +162,7 @@ impl std::fmt::Debug for Connector {
 impl Connector {
     /// Runs `describe()`.
     pub async fn describe(&self) -> Result<ConnectorInfo, CallError> {
-        let (mut store, inst, deadline) = self.instantiate(None).await?;
-        finish(deadline, self.timeout(), inst.call_describe(&mut store)).await
+        describe(&self.rt, &self.pre, &self.info.id).await
     }
 
     /// Runs `check()`: proves the account's credentials and config.
@@ -236,37 +235,61 @@ impl Connector {
         self.rt.0.config.call_timeout
     }
 
-    /// A fresh instance in a fresh store: nothing leaks between calls.
     async fn instantiate(
         &self,
         session: Option<Arc<AccountSession>>,
     ) -> Result<(Store<CallState>, bindings::Connector, Instant), CallError> {
-        let rt = &self.rt.0;
-        let deadline = Instant::now() + rt.config.call_timeout;
-        let env = CallEnv {
-            connector: self.info.id.as_str().into(),
-            session,
-            http: rt.http.clone(),
-            deadline,
-        };
-        let mut store = Store::new(&rt.engine, CallState::new(env, rt.config.memory_bytes));
-        store.limiter(|s| &mut s.limits);
-        let budget = rt.config.cpu_budget;
-        // Checked every tick while the guest runs: yield so the wall-clock
-        // timeout and other tasks get a turn, and trap once the guest has run
-        // `budget` since it last returned from a host call.
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |ctx| {
-            if ctx.data().guest_since.elapsed() > budget {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-        let inst = self.pre.instantiate_async(&mut store).await.map_err(trap)?;
-        store.data_mut().guest_since = Instant::now();
-        Ok((store, inst, deadline))
+        instantiate(&self.rt, &self.pre, &self.info.id, session).await
     }
+}
+
+/// Runs `describe()` on a component that is not (yet) a [`Connector`].
+async fn describe(
+    rt: &Runtime,
+    pre: &bindings::ConnectorPre<CallState>,
+    label: &str,
+) -> Result<ConnectorInfo, CallError> {
+    let (mut store, inst, deadline) = instantiate(rt, pre, label, None).await?;
+    finish(
+        deadline,
+        rt.0.config.call_timeout,
+        inst.call_describe(&mut store),
+    )
+    .await
+}
+
+/// A fresh instance in a fresh store: nothing leaks between calls.
+async fn instantiate(
+    rt: &Runtime,
+    pre: &bindings::ConnectorPre<CallState>,
+    connector: &str,
+    session: Option<Arc<AccountSession>>,
+) -> Result<(Store<CallState>, bindings::Connector, Instant), CallError> {
+    let rt = &rt.0;
+    let deadline = Instant::now() + rt.config.call_timeout;
+    let env = CallEnv {
+        connector: connector.into(),
+        session,
+        http: rt.http.clone(),
+        deadline,
+    };
+    let mut store = Store::new(&rt.engine, CallState::new(env, rt.config.memory_bytes));
+    store.limiter(|s| &mut s.limits);
+    let budget = rt.config.cpu_budget;
+    // Checked every tick while the guest runs: yield so the wall-clock
+    // timeout and other tasks get a turn, and trap once the guest has run
+    // `budget` since it last returned from a host call.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |ctx| {
+        if ctx.data().guest_since.elapsed() > budget {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    let inst = pre.instantiate_async(&mut store).await.map_err(trap)?;
+    store.data_mut().guest_since = Instant::now();
+    Ok((store, inst, deadline))
 }
 
 /// Awaits a guest call within the deadline and turns traps into errors.
