@@ -100,7 +100,7 @@ async fn a_huge_result_is_refused() {
 }
 
 #[tokio::test]
-async fn no_env_files_or_sockets() {
+async fn no_env_files_sockets_or_wasi_http() {
     let (_rt, c, s, srv) = setup().await;
     assert_eq!(run(&c, &s, "env", "{}").await.unwrap(), "env=0 args=0");
     assert!(
@@ -121,6 +121,11 @@ async fn no_env_files_or_sockets() {
             .await
             .unwrap()
             .starts_with("denied:")
+    );
+    let m = run(&c, &s, "wasi-http", "{}").await.unwrap();
+    assert!(
+        m.starts_with("denied:") && m.contains("HttpRequestDenied"),
+        "{m}"
     );
     assert_eq!(srv.seen.hits("ok"), 0);
 }

