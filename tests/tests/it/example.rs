@@ -25,40 +25,22 @@ async fn the_sdk_example_lists_gets_and_acts() {
     );
     c.check(&s).await.unwrap();
 
-    let (mut cursor, mut seen, mut pages) = (None::<String>, HashSet::new(), 0);
-    loop {
-        let page = c
-            .list(
-                &s,
-                ResourceKind::Devices,
-                cursor.as_deref(),
-                &ListOptions {
-                    page_size: Some(100),
-                    parent_id: None,
-                },
-            )
-            .await
-            .unwrap();
-        pages += 1;
-        for r in page.records {
-            let Entity::Device(d) = r else {
-                panic!("not a device")
-            };
-            assert!(
-                seen.insert(d.remote_id.clone()),
-                "{} listed twice",
-                d.remote_id
-            );
-            assert_eq!(d.completeness, Completeness::Summary);
-            assert!(d.last_check_in_at.as_deref().unwrap().ends_with('Z'));
-            if d.remote_id == "dev-00003" {
-                assert_eq!(d.serial_number, None, "\"\" must become none");
-                assert_eq!(d.is_encrypted, Some(false), "\"false\" must become false");
-            }
-        }
-        match page.next_cursor {
-            Some(n) => cursor = Some(n),
-            None => break,
+    let (records, pages) = list_all(&c, &s, ResourceKind::Devices, Some(100)).await;
+    let mut seen = HashSet::new();
+    for r in records {
+        let Entity::Device(d) = r else {
+            panic!("not a device")
+        };
+        assert!(
+            seen.insert(d.remote_id.clone()),
+            "{} listed twice",
+            d.remote_id
+        );
+        assert_eq!(d.completeness, Completeness::Summary);
+        assert!(d.last_check_in_at.as_deref().unwrap().ends_with('Z'));
+        if d.remote_id == "dev-00003" {
+            assert_eq!(d.serial_number, None, "\"\" must become none");
+            assert_eq!(d.is_encrypted, Some(false), "\"false\" must become false");
         }
     }
     assert_eq!((seen.len(), pages), (250, 4));

@@ -119,31 +119,14 @@ async fn a_python_component_loads_and_calls_http() {
         ),
     );
     c.check(&s).await.unwrap();
-    let (mut cursor, mut emails) = (None::<String>, vec![]);
-    loop {
-        let page = c
-            .list(
-                &s,
-                ResourceKind::Users,
-                cursor.as_deref(),
-                &ListOptions {
-                    page_size: None,
-                    parent_id: None,
-                },
-            )
-            .await
-            .unwrap();
-        for r in page.records {
-            let Entity::User(u) = r else {
-                panic!("not a user")
-            };
-            emails.push(u.email.unwrap());
-        }
-        match page.next_cursor {
-            Some(n) => cursor = Some(n),
-            None => break,
-        }
-    }
+    let (records, _) = list_all(&c, &s, ResourceKind::Users, None).await;
+    let emails: Vec<String> = records
+        .into_iter()
+        .map(|r| match r {
+            Entity::User(u) => u.email.unwrap(),
+            other => panic!("not a user: {other:?}"),
+        })
+        .collect();
     assert_eq!(
         emails,
         (0..5)

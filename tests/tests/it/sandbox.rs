@@ -10,8 +10,11 @@ use crate::server;
 use crate::support::*;
 
 async fn setup() -> (Runtime, Connector, Arc<AccountSession>, server::TestServer) {
+    setup_with(runtime()).await
+}
+
+async fn setup_with(rt: Runtime) -> (Runtime, Connector, Arc<AccountSession>, server::TestServer) {
     let srv = server::start(0).await;
-    let rt = runtime();
     let c = load(&rt, wasm::HOSTILE).await;
     let s = session(
         &rt,
@@ -57,7 +60,8 @@ async fn endless_loop_is_interrupted() {
 
 #[tokio::test]
 async fn unbounded_allocation_hits_the_memory_cap() {
-    let (_rt, c, s, _srv) = setup().await;
+    // A small cap, so the limit is hit long before the CPU budget even on a busy machine.
+    let (_rt, c, s, _srv) = setup_with(runtime_with_memory(32 << 20)).await;
     trapped(run(&c, &s, "alloc", "{}").await, "memory limit");
     still_serving(&c, &s).await;
 }

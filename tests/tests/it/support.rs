@@ -18,10 +18,15 @@ pub fn cache_dir() -> PathBuf {
 /// A runtime with test-sized limits: 1 s of guest CPU, 20 s per call,
 /// 192 MiB of memory (room for the hostile component's oversized page).
 pub fn runtime() -> Runtime {
+    runtime_with_memory(192 << 20)
+}
+
+/// The test runtime with another memory cap per call.
+pub fn runtime_with_memory(memory_bytes: usize) -> Runtime {
     Runtime::new(RuntimeConfig {
         cpu_budget: Duration::from_secs(1),
         call_timeout: Duration::from_secs(20),
-        memory_bytes: 192 << 20,
+        memory_bytes,
         cache_dir: Some(cache_dir()),
         ..RuntimeConfig::default()
     })
@@ -125,4 +130,36 @@ pub fn get(url: &str) -> HttpRequest {
 /// A deadline `secs` from now.
 pub fn within(secs: u64) -> std::time::Instant {
     std::time::Instant::now() + Duration::from_secs(secs)
+}
+
+/// Walks every page of `kind` (the host's loop, as the sync engine will
+/// own it) and returns the records and the number of pages.
+pub async fn list_all(
+    c: &Connector,
+    s: &Arc<AccountSession>,
+    kind: ResourceKind,
+    page_size: Option<u32>,
+) -> (Vec<Entity>, usize) {
+    let (mut cursor, mut records, mut pages) = (None::<String>, Vec::new(), 0);
+    loop {
+        let page = c
+            .list(
+                s,
+                kind,
+                cursor.as_deref(),
+                &ListOptions {
+                    page_size,
+                    parent_id: None,
+                },
+            )
+            .await
+            .unwrap();
+        pages += 1;
+        records.extend(page.records);
+        match page.next_cursor {
+            Some(n) if Some(&n) != cursor.as_ref() => cursor = Some(n),
+            Some(n) => panic!("cursor {n} repeated"),
+            None => return (records, pages),
+        }
+    }
 }
