@@ -211,6 +211,24 @@ impl AccountSession {
         }
     }
 
+    /// The deep link to a device in the vendor's console, if the connector
+    /// declares a template (the id is percent-encoded as one path segment).
+    pub fn device_url(&self, device_id: &str) -> Option<String> {
+        let id = percent_encoding::utf8_percent_encode(device_id, percent_encoding::NON_ALPHANUMERIC);
+        self.device_url
+            .as_ref()
+            .map(|t| t.replace("{device_id}", &id.to_string()))
+    }
+
+    /// Fills a device's missing `web_url` from the deep-link template.
+    pub fn link(&self, entity: &mut crate::contract::Entity) {
+        if let crate::contract::Entity::Device(d) = entity
+            && d.web_url.is_none()
+        {
+            d.web_url = self.device_url(&d.remote_id);
+        }
+    }
+
     /// Rate-limit waits so far (count, total milliseconds), for progress reports.
     pub fn rate_limit_waits(&self) -> (u64, u64) {
         self.limits.waits()

@@ -207,6 +207,17 @@ pub fn error_message(body: &[u8]) -> Option<String> {
     }
 }
 
+/// A path segment from an id the caller gave (percent-encoded), so that an
+/// id such as `x/../../users` can never reach another endpoint.
+pub fn segment(id: &str) -> Result<String, ConnectorError> {
+    if id.is_empty() || id == "." || id == ".." {
+        return Err(ConnectorError::NotFound(format!(
+            "`{id}` is not a valid id"
+        )));
+    }
+    Ok(encode(id))
+}
+
 fn map_http_error(e: HttpError) -> ConnectorError {
     match e {
         HttpError::Denied(m) => {
@@ -248,6 +259,13 @@ mod tests {
             .query("q", "a b&c")
             .query("n", 3);
         assert_eq!(r.full_url(), "https://x.test/a?b=1&q=a%20b%26c&n=3");
+    }
+
+    #[test]
+    fn ids_stay_one_segment() {
+        assert_eq!(segment("a/../b?c").unwrap(), "a%2F..%2Fb%3Fc");
+        assert!(segment("..").is_err());
+        assert!(segment("").is_err());
     }
 
     #[test]

@@ -22,6 +22,19 @@ pub fn string(v: &Value, pointer: &str) -> Option<String> {
     }
 }
 
+/// `extra` fields from `(key, pointer)` pairs, skipping unknown values.
+pub fn extras(v: &Value, fields: &[(&str, &str)]) -> Vec<crate::ExtraField> {
+    fields
+        .iter()
+        .filter_map(|(key, pointer)| {
+            string(v, pointer).map(|value| crate::ExtraField {
+                key: (*key).into(),
+                value,
+            })
+        })
+        .collect()
+}
+
 /// A boolean at `pointer`: JSON bools, `"True"/"False"`, `"Yes"/"No"`,
 /// `"1"/"0"`, `1/0`. Anything else is unknown.
 pub fn boolean(v: &Value, pointer: &str) -> Option<bool> {

@@ -3,8 +3,9 @@
 //! A connector is one [`Connector`] impl plus one [`export_connector!`] call,
 //! built for `wasm32-wasip2`. The SDK wraps the `mdmhub:connector@0.1.0` WIT
 //! bindings and adds a request builder ([`http`]), typed paging cursors
-//! ([`paging`]), lenient JSON readers for vendor quirks ([`lenient`]) and
-//! logging ([`log`]).
+//! ([`paging`]), page assembly with per-record errors ([`page`]), lenient
+//! JSON readers for vendor quirks ([`lenient`]), Apple model facts
+//! ([`apple`]) and logging ([`log`]).
 //!
 //! ```ignore
 //! use mdmhub_sdk::prelude::*;
@@ -13,11 +14,14 @@
 //! mdmhub_sdk::export_connector!(Acme);
 //! ```
 
+pub mod action;
+pub mod apple;
 pub mod context;
 pub mod error;
 pub mod http;
 pub mod lenient;
 pub mod log;
+pub mod page;
 pub mod paging;
 
 #[doc(hidden)]
@@ -39,10 +43,12 @@ pub use bindings::mdmhub::connector::types::*;
 
 /// Everything a connector usually needs.
 pub mod prelude {
+    pub use crate::action;
     pub use crate::context::ContextExt;
     pub use crate::error::{ResultExt, invalid_data};
-    pub use crate::http::{Request, Response};
+    pub use crate::http::{Request, Response, segment};
     pub use crate::lenient;
+    pub use crate::page::{self, Unmappable};
     pub use crate::paging::{NextUrlCursor, OffsetCursor};
     pub use crate::*;
 }

@@ -31,6 +31,17 @@ impl OffsetCursor {
             stop_on_short_page: false,
         })
     }
+
+    /// Like [`OffsetCursor::paging`], but a page shorter than `limit` is the
+    /// last: for APIs that always fill a page up to a documented cap that
+    /// `limit` does not exceed. Saves the empty request that ends a walk.
+    pub fn paging_until_short(offset: u64, limit: u32, items_pointer: &str) -> Paging {
+        let mut paging = Self::paging(offset, limit, items_pointer);
+        if let Paging::Offset(p) = &mut paging {
+            p.stop_on_short_page = true;
+        }
+        paging
+    }
 }
 
 /// Next-URL paging; the cursor is the vendor's next link, followed verbatim.

@@ -92,7 +92,7 @@ impl Connector for Acme {
                     .paging(OffsetCursor::paging(offset, limit, ""))
                     .send_ok()?;
                 let items: Vec<Value> = resp.json()?;
-                Ok(page(items.iter().map(device), resp.next()))
+                Ok(page::from_items(items.iter().map(device), resp.next()))
             }
             ResourceKind::Users => {
                 let url = NextUrlCursor::url(cursor, || {
@@ -105,7 +105,7 @@ impl Connector for Acme {
                 let users = body["users"]
                     .as_array()
                     .ok_or_else(|| invalid_data("users: no `users` array"))?;
-                Ok(page(users.iter().map(user), resp.next()))
+                Ok(page::from_items(users.iter().map(user), resp.next()))
             }
             other => Err(ConnectorError::Unsupported(format!("{other:?}"))),
         }
@@ -118,7 +118,7 @@ impl Connector for Acme {
         let v: Value = Request::get(format!("{}/api/v1/devices/{id}", ctx.origin(0)?))
             .send_ok()?
             .json()?;
-        let mut d = device(&v).map_err(invalid_data)?;
+        let mut d = device(&v).map_err(|u| invalid_data(u.message))?;
         if let Entity::Device(d) = &mut d {
             d.completeness = Completeness::Full;
         }
@@ -155,26 +155,7 @@ impl Connector for Acme {
     }
 }
 
-/// A page from mapped items; unmappable ones become record errors.
-fn page(items: impl Iterator<Item = Result<Entity, String>>, next: Option<&str>) -> Page {
-    let mut page = Page {
-        records: vec![],
-        next_cursor: next.map(str::to_owned),
-        errors: vec![],
-    };
-    for item in items {
-        match item {
-            Ok(e) => page.records.push(e),
-            Err(message) => page.errors.push(RecordError {
-                remote_id: None,
-                message,
-            }),
-        }
-    }
-    page
-}
-
-fn device(v: &Value) -> Result<Entity, String> {
+fn device(v: &Value) -> Result<Entity, Unmappable> {
     let remote_id = lenient::string(v, "/id").ok_or("device without `id`")?;
     let platform = match lenient::string(v, "/os").as_deref() {
         Some("macOS") => Some(Platform::Macos),
@@ -221,7 +202,7 @@ fn device(v: &Value) -> Result<Entity, String> {
     }))
 }
 
-fn user(v: &Value) -> Result<Entity, String> {
+fn user(v: &Value) -> Result<Entity, Unmappable> {
     Ok(Entity::User(User {
         remote_id: lenient::string(v, "/id").ok_or("user without `id`")?,
         email: lenient::string(v, "/email"),

@@ -191,7 +191,9 @@ impl Connector {
         )
         .await?
         .map_err(CallError::Connector)?;
-        validate::page(page, kind)
+        let mut page = validate::page(page, kind)?;
+        page.records.iter_mut().for_each(|r| session.link(r));
+        Ok(page)
     }
 
     /// Reads one object of `kind`.
@@ -210,7 +212,9 @@ impl Connector {
         )
         .await?
         .map_err(CallError::Connector)?;
-        validate::entity(entity, kind)
+        let mut entity = validate::entity(entity, kind)?;
+        session.link(&mut entity);
+        Ok(entity)
     }
 
     /// Runs an action on a device.
