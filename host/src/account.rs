@@ -214,7 +214,12 @@ impl AccountSession {
     /// The deep link to a device in the vendor's console, if the connector
     /// declares a template (the id is percent-encoded as one path segment).
     pub fn device_url(&self, device_id: &str) -> Option<String> {
-        let id = percent_encoding::utf8_percent_encode(device_id, percent_encoding::NON_ALPHANUMERIC);
+        const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~');
+        let id = percent_encoding::utf8_percent_encode(device_id, SEGMENT);
         self.device_url
             .as_ref()
             .map(|t| t.replace("{device_id}", &id.to_string()))

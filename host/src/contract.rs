@@ -36,3 +36,12 @@ impl std::str::FromStr for ResourceKind {
         .ok_or_else(|| format!("unknown resource `{s}` (devices, users, apps, organizations)"))
     }
 }
+
+/// The lowercase name of a WIT enum value (`laptop`, `macos`, `blueprint`),
+/// as the CLI and the API show it.
+pub fn enum_name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s.to_lowercase(),
+        _ => String::new(),
+    }
+}

@@ -7,5 +7,7 @@ pub mod builtin;
 pub mod cli;
 pub mod contract;
 pub mod http;
+pub mod model;
+pub mod pager;
 pub mod runtime;
 pub mod template;

@@ -2,8 +2,10 @@
 //! subcommand lives in its own module and returns `anyhow::Result`; `main`
 //! prints an error as one line and exits non-zero.
 
+mod call;
 mod connectors;
 mod describe;
+pub mod inputs;
 
 use std::path::PathBuf;
 
@@ -45,14 +47,22 @@ pub enum Command {
     /// Inspect connectors.
     #[command(subcommand)]
     Connectors(connectors::ConnectorsCommand),
+    /// Call a vendor live through a connector (no storage).
+    Call(call::CallArgs),
 }
 
 impl Cli {
-    /// Runs the chosen command.
+    /// Runs the chosen command, printing to stdout.
     pub async fn run(self) -> anyhow::Result<()> {
+        self.run_to(&mut std::io::stdout()).await
+    }
+
+    /// Runs the chosen command, writing its output to `out` (tests read it).
+    pub async fn run_to(self, out: &mut (dyn std::io::Write + Send)) -> anyhow::Result<()> {
         let env = Env::new(&self)?;
         match self.command {
             Command::Connectors(c) => c.run(&env).await,
+            Command::Call(c) => c.run(&env, out).await,
         }
     }
 }

@@ -163,3 +163,26 @@ pub async fn list_all(
         }
     }
 }
+
+/// The built-in Iru connector, loaded (from the artifact cache after the
+/// first test).
+pub async fn iru(rt: &Runtime) -> Arc<Connector> {
+    let (name, bytes) = mdmhub::builtin::BUILTINS
+        .iter()
+        .find(|(n, _)| *n == "iru")
+        .expect("iru is built in");
+    Arc::new(
+        rt.load(Source::Builtin(name.to_string()), bytes)
+            .await
+            .unwrap(),
+    )
+}
+
+/// An Iru account pointed at a simulator, with `token`.
+pub fn iru_spec(base_url: &str, token: &str) -> AccountSpec {
+    spec(
+        &[("subdomain", "acme"), ("region", "us")],
+        &[("api_token", token)],
+        Some(base_url),
+    )
+}

@@ -1,0 +1,135 @@
+//! Normalized records as callers see them in JSON: snake_case fields,
+//! lowercase enum values (`laptop`, `macos`), `remote_data` as JSON rather
+//! than a string, `extra` as an object. Shared by the CLI and the API.
+
+use serde_json::{Map, Value};
+
+use crate::contract::{ActionOutcome, Entity};
+
+/// Fields whose values are WIT enums, rendered in lowercase.
+const ENUM_FIELDS: &[&str] = &["device_type", "platform", "completeness", "kind", "status"];
+
+/// An entity as a JSON object, with `"type"` naming its kind.
+pub fn entity_json(e: &Entity) -> Value {
+    let (kind, value) = match e {
+        Entity::Device(d) => ("device", serde_json::to_value(d)),
+        Entity::User(u) => ("user", serde_json::to_value(u)),
+        Entity::App(a) => ("app", serde_json::to_value(a)),
+        Entity::Organization(o) => ("organization", serde_json::to_value(o)),
+    };
+    let Ok(Value::Object(fields)) = value else {
+        unreachable!("records serialize to objects")
+    };
+    let mut out = Map::new();
+    out.insert("type".into(), kind.into());
+    out.extend(normalize(fields));
+    Value::Object(out)
+}
+
+/// An action outcome; sensitive values are included only if `reveal`.
+pub fn outcome_json(o: &ActionOutcome, reveal: bool) -> Value {
+    let values: Map<String, Value> = o
+        .values
+        .iter()
+        .map(|v| {
+            let shown = if v.sensitive && !reveal {
+                Value::String("(sensitive, not shown)".into())
+            } else {
+                Value::String(v.value.clone())
+            };
+            (v.key.clone(), shown)
+        })
+        .collect();
+    serde_json::json!({
+        "status": crate::contract::enum_name(&o.status),
+        "command_id": o.command_id,
+        "message": o.message,
+        "values": values,
+    })
+}
+
+fn normalize(fields: Map<String, Value>) -> Map<String, Value> {
+    fields
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match (k.as_str(), v) {
+                ("remote_data", Value::String(s)) => {
+                    serde_json::from_str(&s).unwrap_or(Value::String(s))
+                }
+                ("extra", Value::Array(items)) => Value::Object(
+                    items
+                        .into_iter()
+                        .filter_map(|i| {
+                            Some((i.get("key")?.as_str()?.to_owned(), i.get("value")?.clone()))
+                        })
+                        .collect(),
+                ),
+                (key, Value::String(s)) if ENUM_FIELDS.contains(&key) => {
+                    Value::String(s.to_lowercase())
+                }
+                (_, Value::Object(inner)) => Value::Object(normalize(inner)),
+                (_, other) => other,
+            };
+            (k, v)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::*;
+
+    #[test]
+    fn devices_render_like_the_design() {
+        let d = Device {
+            remote_id: "d1".into(),
+            completeness: Completeness::Summary,
+            name: Some("Mac".into()),
+            serial_number: None,
+            udid: None,
+            asset_tag: None,
+            device_type: Some(DeviceType::Laptop),
+            platform: Some(Platform::Macos),
+            manufacturer: None,
+            model: None,
+            model_identifier: None,
+            os_version: None,
+            os_build: None,
+            mac_addresses: vec![],
+            ip_address: None,
+            processor: None,
+            memory_bytes: Some(1),
+            storage_bytes: None,
+            management_state: None,
+            is_compliant: None,
+            is_encrypted: None,
+            is_supervised: None,
+            last_check_in_at: None,
+            enrolled_at: None,
+            assigned_user: Some(UserRef {
+                remote_id: None,
+                email: Some("a@b.c".into()),
+                name: None,
+            }),
+            organization_remote_id: None,
+            groups: vec![],
+            tags: vec![],
+            web_url: None,
+            remote_data: r#"{"x":1}"#.into(),
+            extra: vec![ExtraField {
+                key: "k".into(),
+                value: "v".into(),
+            }],
+        };
+        let v = entity_json(&Entity::Device(d));
+        assert_eq!(v["type"], "device");
+        assert_eq!(v["device_type"], "laptop");
+        assert_eq!(v["platform"], "macos");
+        assert_eq!(v["completeness"], "summary");
+        assert_eq!(v["remote_data"]["x"], 1);
+        assert_eq!(v["extra"]["k"], "v");
+        assert_eq!(v["assigned_user"]["email"], "a@b.c");
+        assert_eq!(v["serial_number"], Value::Null);
+    }
+}
