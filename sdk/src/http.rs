@@ -1,5 +1,9 @@
 //! A request builder over the host's `http` capability, and status mapping.
 
+use std::collections::HashMap;
+
+use serde_json::value::RawValue;
+
 use crate::bindings::mdmhub::connector::http as wit;
 use crate::{ConnectorError, Method, ServerErrorInfo};
 pub use wit::{HttpError, Paging};
@@ -101,6 +105,15 @@ impl Request {
     }
 }
 
+/// One vendor object: its exact JSON text and its parsed value.
+#[derive(Debug)]
+pub struct Item<'a> {
+    /// The object's JSON exactly as the vendor sent it (for `remote-data`).
+    pub raw: &'a str,
+    /// The parsed object.
+    pub value: serde_json::Value,
+}
+
 /// A response from the host.
 #[derive(Debug)]
 pub struct Response(pub wit::Response);
@@ -128,10 +141,58 @@ impl Response {
     }
     /// Decodes the body as JSON, or `invalid-vendor-data` naming the URL.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConnectorError> {
-        serde_json::from_slice(&self.0.body).map_err(|e| {
-            ConnectorError::InvalidVendorData(format!("malformed JSON from {}: {e}", self.0.url))
+        serde_json::from_slice(&self.0.body).map_err(|e| self.malformed(e))
+    }
+    /// The whole body as one [`Item`] (a single-object read).
+    pub fn item(&self) -> Result<Item<'_>, ConnectorError> {
+        let raw = self.text()?;
+        let value = serde_json::from_str(raw).map_err(|e| self.malformed(e))?;
+        Ok(Item { raw, value })
+    }
+
+    /// The elements of the JSON array at `pointer` (`""`: the body is the
+    /// array), each with its exact text so that `remote-data` needs no
+    /// re-serialization.
+    pub fn items(&self, pointer: &str) -> Result<Vec<Item<'_>>, ConnectorError> {
+        let mut raw: &RawValue =
+            serde_json::from_str(self.text()?).map_err(|e| self.malformed(e))?;
+        for token in pointer.split('/').skip(1) {
+            let mut object: HashMap<String, &RawValue> =
+                serde_json::from_str(raw.get()).map_err(|_| self.missing_array(pointer))?;
+            raw = object
+                .remove(token)
+                .ok_or_else(|| self.missing_array(pointer))?;
+        }
+        let list: Vec<&RawValue> =
+            serde_json::from_str(raw.get()).map_err(|_| self.missing_array(pointer))?;
+        list.into_iter()
+            .map(|r| {
+                let value = serde_json::from_str(r.get()).map_err(|e| self.malformed(e))?;
+                Ok(Item {
+                    raw: r.get(),
+                    value,
+                })
+            })
+            .collect()
+    }
+
+    fn text(&self) -> Result<&str, ConnectorError> {
+        std::str::from_utf8(&self.0.body).map_err(|e| {
+            ConnectorError::InvalidVendorData(format!("non-UTF-8 body from {}: {e}", self.0.url))
         })
     }
+
+    fn malformed(&self, e: serde_json::Error) -> ConnectorError {
+        ConnectorError::InvalidVendorData(format!("malformed JSON from {}: {e}", self.0.url))
+    }
+
+    fn missing_array(&self, pointer: &str) -> ConnectorError {
+        ConnectorError::InvalidVendorData(format!(
+            "no JSON array at `{pointer}` in the response from {}",
+            self.0.url
+        ))
+    }
+
     /// Maps a non-2xx status to the matching [`ConnectorError`].
     pub fn error_for_status(self) -> Result<Self, ConnectorError> {
         match status_error(self.0.status, &self.0.body, self.header("retry-after")) {
@@ -143,9 +204,11 @@ impl Response {
 
 /// Maps a status and body to an error; `None` for 2xx.
 pub fn status_error(status: u16, body: &[u8], retry_after: Option<&str>) -> Option<ConnectorError> {
+    if (200..=299).contains(&status) {
+        return None; // before reading the body: a success's body can be large
+    }
     let message = error_message(body).unwrap_or_else(|| format!("HTTP {status}"));
     Some(match status {
-        200..=299 => return None,
         401 => ConnectorError::Unauthorized(message),
         403 => ConnectorError::Forbidden(message),
         404 => ConnectorError::NotFound(message),
@@ -259,6 +322,31 @@ mod tests {
             .query("q", "a b&c")
             .query("n", 3);
         assert_eq!(r.full_url(), "https://x.test/a?b=1&q=a%20b%26c&n=3");
+    }
+
+    fn response(body: &str) -> Response {
+        Response(wit::Response {
+            status: 200,
+            headers: vec![],
+            body: body.as_bytes().to_vec(),
+            url: "https://x.test/a".into(),
+            next: None,
+        })
+    }
+
+    #[test]
+    fn items_keep_the_vendor_text() {
+        let r = response(r#"{"results": [{"id": 1,  "a": "x"}, {"id": 2}], "next": null}"#);
+        let items = r.items("/results").unwrap();
+        assert_eq!(items[0].raw, r#"{"id": 1,  "a": "x"}"#);
+        assert_eq!(items[1].value["id"], 2);
+        assert_eq!(response("[]").items("").unwrap().len(), 0);
+        let missing = r.items("/nope").unwrap_err();
+        assert!(matches!(missing, ConnectorError::InvalidVendorData(m) if m.contains("/nope")));
+        assert!(
+            matches!(response("[{").items(""), Err(ConnectorError::InvalidVendorData(m)) if m.contains("malformed JSON"))
+        );
+        assert_eq!(response(r#" {"k": 1} "#).item().unwrap().value["k"], 1);
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub mod prelude {
     pub use crate::action;
     pub use crate::context::ContextExt;
     pub use crate::error::{ResultExt, invalid_data};
-    pub use crate::http::{Request, Response, segment};
+    pub use crate::http::{Item, Request, Response, segment};
     pub use crate::lenient;
     pub use crate::page::{self, Unmappable};
     pub use crate::paging::{NextUrlCursor, OffsetCursor};

@@ -2,22 +2,19 @@
 //! unpaged `{"device_id", "apps": [...]}` object.
 
 use mdmhub_sdk::prelude::*;
-use serde_json::Value;
 
 use crate::api;
 
 /// Every app on `device` (one page).
 pub fn list(ctx: &Context, device: &str) -> Result<Page, ConnectorError> {
     let url = format!("{}/api/v1/devices/{}/apps", api(ctx)?, segment(device)?);
-    let body: Value = Request::get(url).send_ok()?.json()?;
-    let apps = body
-        .get("apps")
-        .and_then(Value::as_array)
-        .ok_or_else(|| invalid_data("/apps: no `apps` array"))?;
+    let resp = Request::get(url).send_ok()?;
+    let apps = resp.items("/apps")?;
     Ok(page::from_items(apps.iter().map(|a| app(device, a)), None))
 }
 
-fn app(device: &str, v: &Value) -> Result<Entity, Unmappable> {
+fn app(device: &str, item: &Item) -> Result<Entity, Unmappable> {
+    let v = &item.value;
     let s = |p: &str| lenient::string(v, p);
     let identifier = s("/bundle_id");
     // `app_id` is Iru's; bundle ids identify apps that lack one.
@@ -45,7 +42,7 @@ fn app(device: &str, v: &Value) -> Result<Entity, Unmappable> {
         version: s("/version"),
         identifier,
         publisher: None,
-        remote_data: v.to_string(),
+        remote_data: item.raw.to_owned(),
         extra,
     }))
 }

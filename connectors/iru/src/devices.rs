@@ -15,27 +15,31 @@ pub fn list(ctx: &Context, cursor: Option<&str>, size: u32) -> Result<Page, Conn
         // Iru caps `limit` at 300 and `size` never exceeds it.
         .paging(OffsetCursor::paging_until_short(offset, size, ""))
         .send_ok()?;
-    let items: Vec<Value> = resp.json()?;
+    let items = resp.items("")?;
     Ok(page::from_items(items.iter().map(summary), resp.next()))
 }
 
 /// One device with its details.
 pub fn get(ctx: &Context, id: &str) -> Result<Entity, ConnectorError> {
     let base = format!("{}/api/v1/devices/{}", api(ctx)?, segment(id)?);
-    let device: Value = Request::get(&base).send_ok()?.json()?;
+    let device = Request::get(&base).send_ok()?;
+    let device = device.item()?;
     let details: Value = Request::get(format!("{base}/details")).send_ok()?.json()?;
-    let mut d = map_summary(&device).map_err(|u| invalid_data(u.message))?;
+    let mut d = map_summary(&device.value).map_err(|u| invalid_data(u.message))?;
     merge_details(&mut d, &details);
-    let mut raw = device;
+    // The summary object with its details under `details`.
+    let mut raw = device.value;
     if let Value::Object(m) = &mut raw {
         m.insert("details".into(), details);
     }
-    d.remote_data = raw.to_string();
+    d.remote_data = serde_json::to_string(&raw).map_err(invalid_data)?;
     Ok(Entity::Device(d))
 }
 
-fn summary(v: &Value) -> Result<Entity, Unmappable> {
-    map_summary(v).map(Entity::Device)
+fn summary(item: &Item) -> Result<Entity, Unmappable> {
+    let mut d = map_summary(&item.value)?;
+    d.remote_data = item.raw.to_owned();
+    Ok(Entity::Device(d))
 }
 
 /// The normalized summary of a list item (or `GET /devices/{id}`).
@@ -94,8 +98,8 @@ fn map_summary(v: &Value) -> Result<Device, Unmappable> {
         organization_remote_id: s("/blueprint_id"),
         groups: s("/blueprint_name").into_iter().collect(),
         tags: tags(v.get("tags")),
-        web_url: None, // the host fills it from the deep-link template
-        remote_data: v.to_string(),
+        web_url: None,              // the host fills it from the deep-link template
+        remote_data: String::new(), // set by the caller, from the vendor's text
         extra,
         remote_id,
     })

@@ -2,7 +2,6 @@
 //! `next` link (which may point at the web host), followed as given.
 
 use mdmhub_sdk::prelude::*;
-use serde_json::Value;
 
 use crate::api;
 
@@ -12,23 +11,18 @@ pub fn list(ctx: &Context, cursor: Option<String>) -> Result<Page, ConnectorErro
     let resp = Request::get(NextUrlCursor::url(cursor, || first))
         .paging(NextUrlCursor::paging("/next"))
         .send_ok()?;
-    let body: Value = resp.json()?;
-    let results = body
-        .get("results")
-        .and_then(Value::as_array)
-        .ok_or_else(|| invalid_data("/api/v1/users: no `results` array"))?;
+    let results = resp.items("/results")?;
     Ok(page::from_items(results.iter().map(user), resp.next()))
 }
 
 /// One user.
 pub fn get(ctx: &Context, id: &str) -> Result<Entity, ConnectorError> {
-    let v: Value = Request::get(format!("{}/api/v1/users/{}", api(ctx)?, segment(id)?))
-        .send_ok()?
-        .json()?;
-    user(&v).map_err(|u| invalid_data(u.message))
+    let resp = Request::get(format!("{}/api/v1/users/{}", api(ctx)?, segment(id)?)).send_ok()?;
+    user(&resp.item()?).map_err(|u| invalid_data(u.message))
 }
 
-fn user(v: &Value) -> Result<Entity, Unmappable> {
+fn user(item: &Item) -> Result<Entity, Unmappable> {
+    let v = &item.value;
     let s = |p: &str| lenient::string(v, p);
     let remote_id = s("/id").ok_or("user without `id`")?;
     let archived = lenient::boolean(v, "/archived");
@@ -54,7 +48,7 @@ fn user(v: &Value) -> Result<Entity, Unmappable> {
         department: s("/department"),
         job_title: s("/job_title"),
         is_active,
-        remote_data: v.to_string(),
+        remote_data: item.raw.to_owned(),
         extra,
     }))
 }

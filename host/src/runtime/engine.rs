@@ -58,6 +58,11 @@ pub fn build(limits: EngineLimits) -> anyhow::Result<Engine> {
         .memory_init_cow(true)
         .epoch_interruption(true)
         .max_wasm_stack(1 << 20);
+    // `MDMHUB_PERFMAP=1` names guest functions in `perf` profiles
+    // (/tmp/perf-PID.map): for finding where a connector spends its time.
+    if std::env::var_os("MDMHUB_PERFMAP").is_some() {
+        cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     let engine = Engine::new(&cfg)?;
     let weak = engine.weak();
     std::thread::Builder::new()

@@ -209,7 +209,10 @@ async fn users_apps_and_blueprints() {
         .get(&s, ResourceKind::Organizations, &first.remote_id)
         .await
         .unwrap();
-    assert_eq!(mdmhub::model::entity_json(&again), mdmhub::model::entity_json(&orgs[0]));
+    assert_eq!(
+        mdmhub::model::entity_json(&again),
+        mdmhub::model::entity_json(&orgs[0])
+    );
 }
 
 #[tokio::test]
