@@ -4,15 +4,47 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mdmhub::account::AccountSession;
 use mdmhub::contract::*;
 use mdmhub::pager::{Pager, WalkError};
 use mdmhub::runtime::CallError;
+use mdmhub::runtime::Connector;
 use mdmhub_tests::sim::control::{BudgetSpec, Faults};
 use mdmhub_tests::sim::iru::{IruOptions, IruSim};
+use mdmhub_tests::sim::server::Running;
 
 use crate::support::{self, iru_spec};
 
-async fn sim(devices: usize, faults: Faults) -> (Arc<IruSim>, mdmhub_tests::sim::server::Running) {
+/// A simulator, a runtime, the Iru connector and a session for `test-token`.
+/// Bind `srv` when destructuring: dropping it stops the simulator.
+struct Fixture {
+    sim: Arc<IruSim>,
+    srv: Running,
+    rt: mdmhub::runtime::Runtime,
+    c: Arc<Connector>,
+    s: Arc<AccountSession>,
+}
+
+async fn fixture(devices: usize, faults: Faults) -> Fixture {
+    fixture_with(IruOptions {
+        devices,
+        faults,
+        ..IruOptions::default()
+    })
+    .await
+}
+
+async fn fixture_with(opts: IruOptions) -> Fixture {
+    let (sim, srv) = IruSim::spawn(opts, 0).await.unwrap();
+    let rt = support::runtime();
+    let c = support::iru(&rt).await;
+    let s = rt
+        .session(&c, iru_spec(&srv.base_url, "test-token"))
+        .unwrap();
+    Fixture { sim, srv, rt, c, s }
+}
+
+async fn sim(devices: usize, faults: Faults) -> (Arc<IruSim>, Running) {
     IruSim::spawn(
         IruOptions {
             devices,
@@ -27,8 +59,8 @@ async fn sim(devices: usize, faults: Faults) -> (Arc<IruSim>, mdmhub_tests::sim:
 
 /// Every record of `kind` through the host's pager.
 async fn walk(
-    c: &Arc<mdmhub::runtime::Connector>,
-    s: &Arc<mdmhub::account::AccountSession>,
+    c: &Arc<Connector>,
+    s: &Arc<AccountSession>,
     kind: ResourceKind,
     parent: Option<&str>,
 ) -> Result<Vec<Entity>, WalkError> {
@@ -54,12 +86,13 @@ fn device(e: &Entity) -> &Device {
 
 #[tokio::test]
 async fn lists_1234_devices_exactly_once() {
-    let (sim, srv) = sim(1_234, Faults::default()).await;
-    let rt = support::runtime();
-    let c = support::iru(&rt).await;
-    let s = rt
-        .session(&c, iru_spec(&srv.base_url, "test-token"))
-        .unwrap();
+    let Fixture {
+        sim,
+        c,
+        s,
+        srv: _srv,
+        ..
+    } = fixture(1_234, Faults::default()).await;
     let records = walk(&c, &s, ResourceKind::Devices, None).await.unwrap();
     let ids: Vec<&str> = records
         .iter()
@@ -102,12 +135,9 @@ async fn lists_1234_devices_exactly_once() {
 
 #[tokio::test]
 async fn get_merges_details() {
-    let (_sim, srv) = sim(60, Faults::default()).await;
-    let rt = support::runtime();
-    let c = support::iru(&rt).await;
-    let s = rt
-        .session(&c, iru_spec(&srv.base_url, "test-token"))
-        .unwrap();
+    let Fixture {
+        c, s, srv: _srv, ..
+    } = fixture(60, Faults::default()).await;
     let all = walk(&c, &s, ResourceKind::Devices, None).await.unwrap();
     let pick = |p: Platform| {
         all.iter()
@@ -149,12 +179,13 @@ async fn get_merges_details() {
 
 #[tokio::test]
 async fn users_apps_and_blueprints() {
-    let (sim, srv) = sim(1_234, Faults::default()).await;
-    let rt = support::runtime();
-    let c = support::iru(&rt).await;
-    let s = rt
-        .session(&c, iru_spec(&srv.base_url, "test-token"))
-        .unwrap();
+    let Fixture {
+        sim,
+        c,
+        s,
+        srv: _srv,
+        ..
+    } = fixture(1_234, Faults::default()).await;
 
     let users = walk(&c, &s, ResourceKind::Users, None).await.unwrap();
     let ids: HashSet<String> = users
@@ -217,12 +248,13 @@ async fn users_apps_and_blueprints() {
 
 #[tokio::test]
 async fn every_action_reaches_the_simulator() {
-    let (sim, srv) = sim(80, Faults::default()).await;
-    let rt = support::runtime();
-    let c = support::iru(&rt).await;
-    let s = rt
-        .session(&c, iru_spec(&srv.base_url, "test-token"))
-        .unwrap();
+    let Fixture {
+        sim,
+        c,
+        s,
+        srv: _srv,
+        ..
+    } = fixture(80, Faults::default()).await;
     let devices = walk(&c, &s, ResourceKind::Devices, None).await.unwrap();
     let mac = devices
         .iter()
@@ -315,9 +347,7 @@ async fn every_action_reaches_the_simulator() {
 
 #[tokio::test]
 async fn bad_token_is_unauthorized_and_missing_permission_forbidden() {
-    let (_sim, srv) = sim(10, Faults::default()).await;
-    let rt = support::runtime();
-    let c = support::iru(&rt).await;
+    let Fixture { srv, rt, c, .. } = fixture(10, Faults::default()).await;
     let bad = rt.session(&c, iru_spec(&srv.base_url, "wrong")).unwrap();
     let r = c.check(&bad).await;
     assert!(
@@ -346,12 +376,13 @@ async fn throttling_is_absorbed() {
             throttle_retry_after: retry_after,
             ..Faults::default()
         };
-        let (sim, srv) = sim(700, faults).await;
-        let rt = support::runtime();
-        let c = support::iru(&rt).await;
-        let s = rt
-            .session(&c, iru_spec(&srv.base_url, "test-token"))
-            .unwrap();
+        let Fixture {
+            sim,
+            c,
+            s,
+            srv: _srv,
+            ..
+        } = fixture(700, faults).await;
         let all = walk(&c, &s, ResourceKind::Devices, None).await.unwrap();
         assert_eq!(all.len(), 700, "retry-after {retry_after:?}");
         assert_eq!(sim.control().stats().throttled, 3);
@@ -362,25 +393,22 @@ async fn throttling_is_absorbed() {
 #[tokio::test]
 async fn the_hourly_budget_answers_429_and_the_walk_waits() {
     // The budget scaled down: 2 requests per second instead of 10,000 per hour.
-    let (sim, srv) = IruSim::spawn(
-        IruOptions {
-            devices: 1_234,
-            budget: BudgetSpec {
-                limit: 2,
-                window: Duration::from_secs(1),
-                retry_after: true,
-            },
-            ..IruOptions::default()
+    let Fixture {
+        sim,
+        c,
+        s,
+        srv: _srv,
+        ..
+    } = fixture_with(IruOptions {
+        devices: 1_234,
+        budget: BudgetSpec {
+            limit: 2,
+            window: Duration::from_secs(1),
+            retry_after: true,
         },
-        0,
-    )
-    .await
-    .unwrap();
-    let rt = support::runtime();
-    let c = support::iru(&rt).await;
-    let s = rt
-        .session(&c, iru_spec(&srv.base_url, "test-token"))
-        .unwrap();
+        ..IruOptions::default()
+    })
+    .await;
     let all = walk(&c, &s, ResourceKind::Devices, None).await.unwrap();
     assert_eq!(all.len(), 1_234);
     assert!(sim.control().stats().throttled >= 1);
@@ -392,12 +420,9 @@ async fn malformed_json_is_a_clear_error() {
         malformed_page: Some(300),
         ..Faults::default()
     };
-    let (_sim, srv) = sim(700, faults).await;
-    let rt = support::runtime();
-    let c = support::iru(&rt).await;
-    let s = rt
-        .session(&c, iru_spec(&srv.base_url, "test-token"))
-        .unwrap();
+    let Fixture {
+        c, s, srv: _srv, ..
+    } = fixture(700, faults).await;
     match walk(&c, &s, ResourceKind::Devices, None).await {
         Err(WalkError::Call(CallError::Connector(ConnectorError::InvalidVendorData(m)))) => {
             assert!(m.contains("malformed JSON"), "{m}");
