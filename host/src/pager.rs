@@ -55,8 +55,8 @@ impl Pager {
             session,
             kind,
             options,
+            seen: cursor.iter().cloned().collect(),
             cursor,
-            seen: HashSet::new(),
             done: false,
         }
     }
@@ -99,7 +99,7 @@ impl Pager {
         match &page.next_cursor {
             None => self.done = true,
             Some(c) => {
-                if !self.seen.insert(c.clone()) || Some(c) == self.cursor.as_ref() {
+                if !self.seen.insert(c.clone()) {
                     return Err(WalkError::CursorRepeated(c.clone()));
                 }
             }

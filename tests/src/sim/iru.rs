@@ -76,6 +76,8 @@ struct Devices {
     /// Live machine indexes in enrollment order (the unsorted default).
     enrolled: Vec<usize>,
     locked: HashSet<String>,
+    /// Live devices per person (`device_count` of `/users`).
+    owned: Vec<usize>,
 }
 
 /// A running simulator's state.
@@ -101,6 +103,10 @@ impl IruSim {
         let mut sorted: Vec<usize> = (0..fleet.machines.len()).collect();
         sorted.sort_by(|a, b| fleet.machines[*a].id.cmp(&fleet.machines[*b].id));
         let enrolled = (0..fleet.machines.len()).collect();
+        let mut owned = vec![0; fleet.people.len()];
+        for p in fleet.machines.iter().filter_map(|m| m.owner) {
+            owned[p] += 1;
+        }
         Arc::new(Self {
             devices: RwLock::new(Devices {
                 fleet,
@@ -108,6 +114,7 @@ impl IruSim {
                 sorted,
                 enrolled,
                 locked: HashSet::new(),
+                owned,
             }),
             blueprint_ids,
             control: Control::new(opts.faults.clone(), opts.budget),
@@ -150,6 +157,9 @@ impl IruSim {
         };
         d.sorted.retain(|x| *x != i);
         d.enrolled.retain(|x| *x != i);
+        if let Some(p) = d.fleet.machines[i].owner {
+            d.owned[p] -= 1;
+        }
         true
     }
 
@@ -688,11 +698,11 @@ async fn list_users(
         },
     };
     let d = sim.devices.read().unwrap();
-    let people: Vec<&super::fleet::Person> = d
-        .fleet
-        .people
-        .iter()
-        .filter(|p| q.get("email").is_none_or(|e| p.email.contains(e.as_str())))
+    let people: Vec<usize> = (0..d.fleet.people.len())
+        .filter(|i| {
+            q.get("email")
+                .is_none_or(|e| d.fleet.people[*i].email.contains(e.as_str()))
+        })
         .collect();
     let end = (start + MAX_LIMIT).min(people.len());
     let base = base_from_headers(&headers);
@@ -701,7 +711,7 @@ async fn list_users(
         .get(start..end)
         .unwrap_or_default()
         .iter()
-        .map(|p| user_json(p, &d.fleet))
+        .map(|i| user_json(*i, &d))
         .collect();
     Json(json!({
         "next": if end < people.len() { link(end) } else { Value::Null },
@@ -711,8 +721,8 @@ async fn list_users(
     .into_response()
 }
 
-fn user_json(p: &super::fleet::Person, fleet: &Fleet) -> Value {
-    let index = fleet.people.iter().position(|x| x.id == p.id).unwrap_or(0);
+fn user_json(index: usize, d: &Devices) -> Value {
+    let p = &d.fleet.people[index];
     json!({
         "active": p.active,
         "archived": !p.active,
@@ -724,7 +734,7 @@ fn user_json(p: &super::fleet::Person, fleet: &Fleet) -> Value {
         "integration": {"id": 7, "name": "Microsoft Entra ID", "uuid": "5d1e5c2e-2f2f-4a4a-9b9b-0c0c0c0c0c0c", "type": "office365"},
         "job_title": p.job_title,
         "name": p.name,
-        "device_count": fleet.machines.iter().filter(|m| m.owner == Some(index)).count(),
+        "device_count": d.owned[index],
         "updated_at": iso(NOW - 3 * 86_400),
     })
 }
@@ -740,8 +750,8 @@ fn decode_cursor(c: &str) -> Option<usize> {
 
 async fn get_user(State(sim): State<Arc<IruSim>>, Path(id): Path<String>) -> Response {
     let d = sim.devices.read().unwrap();
-    match d.fleet.people.iter().find(|p| p.id == id) {
-        Some(p) => Json(user_json(p, &d.fleet)).into_response(),
+    match d.fleet.people.iter().position(|p| p.id == id) {
+        Some(i) => Json(user_json(i, &d)).into_response(),
         None => detail(StatusCode::NOT_FOUND, "Not found."),
     }
 }
