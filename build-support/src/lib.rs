@@ -11,7 +11,10 @@ use std::process::Command;
 /// The wasm target every guest is built for.
 pub const TARGET: &str = "wasm32-wasip2";
 
-/// Builds `packages` (cargo package names) in release mode and returns the
+/// The cargo profile guests are built with (see the workspace `Cargo.toml`).
+pub const PROFILE: &str = "guest";
+
+/// Builds `packages` (cargo package names) with [`PROFILE`] and returns the
 /// path of each `.wasm`, in order. Panics with cargo's output on failure,
 /// which is how a build script reports errors.
 pub fn build_guests(packages: &[&str]) -> Vec<PathBuf> {
@@ -20,7 +23,14 @@ pub fn build_guests(packages: &[&str]) -> Vec<PathBuf> {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&workspace)
-        .args(["build", "--release", "--target", TARGET, "--target-dir"])
+        .args([
+            "build",
+            "--profile",
+            PROFILE,
+            "--target",
+            TARGET,
+            "--target-dir",
+        ])
         .arg(&target_dir);
     for p in packages {
         cmd.args(["-p", p]);
@@ -57,7 +67,7 @@ pub fn build_guests(packages: &[&str]) -> Vec<PathBuf> {
         .map(|p| {
             target_dir
                 .join(TARGET)
-                .join("release")
+                .join(PROFILE)
                 .join(format!("{}.wasm", p.replace('-', "_")))
         })
         .collect()

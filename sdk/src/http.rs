@@ -2,9 +2,14 @@
 
 use std::collections::HashMap;
 
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
+use crate::elements::{self, Element, WalkError};
+
 use crate::bindings::mdmhub::connector::http as wit;
+use crate::page::Unmappable;
 use crate::{ConnectorError, Method, ServerErrorInfo};
 pub use wit::{HttpError, Paging};
 
@@ -105,13 +110,14 @@ impl Request {
     }
 }
 
-/// One vendor object: its exact JSON text and its parsed value.
+/// One vendor object: its exact JSON text and its parsed value (a
+/// `serde_json::Value`, or a typed struct built from [`crate::fields`]).
 #[derive(Debug)]
-pub struct Item<'a> {
+pub struct Item<'a, T = serde_json::Value> {
     /// The object's JSON exactly as the vendor sent it (for `remote-data`).
     pub raw: &'a str,
     /// The parsed object.
-    pub value: serde_json::Value,
+    pub value: T,
 }
 
 /// A response from the host.
@@ -154,26 +160,66 @@ impl Response {
     /// array), each with its exact text so that `remote-data` needs no
     /// re-serialization.
     pub fn items(&self, pointer: &str) -> Result<Vec<Item<'_>>, ConnectorError> {
-        let mut raw: &RawValue =
-            serde_json::from_str(self.text()?).map_err(|e| self.malformed(e))?;
-        for token in pointer.split('/').skip(1) {
-            let mut object: HashMap<String, &RawValue> =
-                serde_json::from_str(raw.get()).map_err(|_| self.missing_array(pointer))?;
-            raw = object
-                .remove(token)
-                .ok_or_else(|| self.missing_array(pointer))?;
-        }
-        let list: Vec<&RawValue> =
-            serde_json::from_str(raw.get()).map_err(|_| self.missing_array(pointer))?;
-        list.into_iter()
-            .map(|r| {
-                let value = serde_json::from_str(r.get()).map_err(|e| self.malformed(e))?;
-                Ok(Item {
-                    raw: r.get(),
-                    value,
-                })
+        self.elements(pointer)?
+            .into_iter()
+            .map(|(raw, value)| {
+                let value = value.map_err(|e| self.malformed(e))?;
+                Ok(Item { raw, value })
             })
             .collect()
+    }
+
+    /// Like [`items`](Self::items) but each element is parsed as `T`, which
+    /// borrows from the body: the fast path for large list pages. An element
+    /// `T` cannot represent is a per-record [`Unmappable`], not a page error.
+    pub fn items_as<'a, T: Deserialize<'a>>(
+        &'a self,
+        pointer: &str,
+    ) -> Result<Vec<Result<Item<'a, T>, Unmappable>>, ConnectorError> {
+        Ok(self
+            .elements(pointer)?
+            .into_iter()
+            .map(|(raw, value)| {
+                value
+                    .map(|value| Item { raw, value })
+                    .map_err(|e| Unmappable::new(format!("unexpected record shape: {e}")))
+            })
+            .collect())
+    }
+
+    /// The body as one object parsed as `T` (see [`items_as`](Self::items_as)).
+    pub fn item_as<'a, T: Deserialize<'a>>(&'a self) -> Result<Item<'a, T>, ConnectorError> {
+        let raw = self.text()?.trim();
+        let value = serde_json::from_str(raw).map_err(|e| self.malformed(e))?;
+        Ok(Item { raw, value })
+    }
+
+    /// The elements of the array at `pointer`, each parsed as `T`.
+    fn elements<'a, T: Deserialize<'a>>(
+        &'a self,
+        pointer: &str,
+    ) -> Result<Vec<Element<'a, T>>, ConnectorError> {
+        let mut text = self.text()?;
+        for token in pointer.split('/').skip(1) {
+            let mut object: HashMap<String, &RawValue> =
+                serde_json::from_str(text).map_err(|e| {
+                    match serde_json::from_str::<IgnoredAny>(text) {
+                        Ok(_) => self.missing_array(pointer),
+                        Err(_) => self.malformed(e),
+                    }
+                })?;
+            text = object
+                .remove(token)
+                .ok_or_else(|| self.missing_array(pointer))?
+                .get();
+        }
+        elements::walk(text).map_err(|e| match e {
+            WalkError::NotAnArray => self.missing_array(pointer),
+            WalkError::Malformed(m) => ConnectorError::InvalidVendorData(format!(
+                "malformed JSON from {}: {m}",
+                self.0.url
+            )),
+        })
     }
 
     fn text(&self) -> Result<&str, ConnectorError> {
@@ -347,6 +393,28 @@ mod tests {
             matches!(response("[{").items(""), Err(ConnectorError::InvalidVendorData(m)) if m.contains("malformed JSON"))
         );
         assert_eq!(response(r#" {"k": 1} "#).item().unwrap().value["k"], 1);
+    }
+
+    #[test]
+    fn typed_items_borrow_and_isolate_bad_records() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Rec<'a> {
+            #[serde(borrow, default)]
+            id: crate::fields::Text<'a>,
+        }
+        let r = response(r#"[{"id": "a"}, 7, {"id": 2}]"#);
+        let items = r.items_as::<Rec>("").unwrap();
+        assert_eq!(items[0].as_ref().unwrap().value.id.as_str(), Some("a"));
+        assert!(
+            items[1]
+                .as_ref()
+                .unwrap_err()
+                .message
+                .contains("record shape")
+        );
+        assert_eq!(items[2].as_ref().unwrap().raw, r#"{"id": 2}"#);
+        let one = response(r#" {"id": "x"} "#);
+        assert_eq!(one.item_as::<Rec>().unwrap().raw, r#"{"id": "x"}"#);
     }
 
     #[test]

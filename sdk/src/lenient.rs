@@ -75,10 +75,15 @@ pub fn boolean(v: &Value, pointer: &str) -> Option<bool> {
 
 /// Parses a string boolean; `None` for anything unrecognized.
 pub fn parse_bool(s: &str) -> Option<bool> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "1" | "on" | "enabled" => Some(true),
-        "false" | "no" | "0" | "off" | "disabled" => Some(false),
-        _ => None,
+    // No lowercase copy: this runs for several fields of every record.
+    let s = s.trim();
+    let is = |words: &[&str]| words.iter().any(|w| s.eq_ignore_ascii_case(w));
+    if is(&["true", "yes", "1", "on", "enabled"]) {
+        Some(true)
+    } else if is(&["false", "no", "0", "off", "disabled"]) {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -110,10 +115,14 @@ pub fn parse_timestamp(s: &str) -> Option<String> {
     if s.is_empty() {
         return None;
     }
-    if let Ok(secs) = s.parse::<f64>() {
-        return from_epoch_seconds(secs);
+    if s.starts_with(|c: char| c.is_ascii_digit()) && !s.contains('-') {
+        return s.parse::<f64>().ok().and_then(from_epoch_seconds);
     }
-    let t = s.replacen(' ', "T", 1);
+    let t = if s.contains(' ') {
+        std::borrow::Cow::Owned(s.replacen(' ', "T", 1))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    };
     let parsed = OffsetDateTime::parse(&t, &Rfc3339).ok().or_else(|| {
         // `+00:00` without seconds fraction separators is RFC 3339 already;
         // what remains is a missing offset: take it as UTC.

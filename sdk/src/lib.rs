@@ -4,7 +4,8 @@
 //! built for `wasm32-wasip2`. The SDK wraps the `mdmhub:connector@0.1.0` WIT
 //! bindings and adds a request builder ([`http`]), typed paging cursors
 //! ([`paging`]), page assembly with per-record errors ([`page`]), lenient
-//! JSON readers for vendor quirks ([`lenient`]), Apple model facts
+//! JSON readers for vendor quirks ([`lenient`]) and their typed serde
+//! counterparts ([`fields`]), Apple model facts
 //! ([`apple`]) and logging ([`log`]).
 //!
 //! ```ignore
@@ -17,7 +18,9 @@
 pub mod action;
 pub mod apple;
 pub mod context;
+mod elements;
 pub mod error;
+pub mod fields;
 pub mod http;
 pub mod lenient;
 pub mod log;
@@ -46,6 +49,7 @@ pub mod prelude {
     pub use crate::action;
     pub use crate::context::ContextExt;
     pub use crate::error::{ResultExt, invalid_data};
+    pub use crate::fields::{Flag, List, Object, Text};
     pub use crate::http::{Item, Request, Response, segment};
     pub use crate::lenient;
     pub use crate::page::{self, Unmappable};

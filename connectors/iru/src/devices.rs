@@ -3,6 +3,7 @@
 //! `/details` (model identifier, MAC, UDID, FileVault, memory, processor).
 
 use mdmhub_sdk::prelude::*;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api;
@@ -15,20 +16,26 @@ pub fn list(ctx: &Context, cursor: Option<&str>, size: u32) -> Result<Page, Conn
         // Iru caps `limit` at 300 and `size` never exceeds it.
         .paging(OffsetCursor::paging_until_short(offset, size, ""))
         .send_ok()?;
-    let items = resp.items("")?;
-    Ok(page::from_items(items.iter().map(summary), resp.next()))
+    let items = resp.items_as::<Summary>("")?;
+    let records = items.into_iter().map(|item| {
+        let item = item?;
+        let mut d = map_summary(&item.value)?;
+        d.remote_data = item.raw.to_owned();
+        Ok(Entity::Device(d))
+    });
+    Ok(page::from_items(records, resp.next()))
 }
 
 /// One device with its details.
 pub fn get(ctx: &Context, id: &str) -> Result<Entity, ConnectorError> {
     let base = format!("{}/api/v1/devices/{}", api(ctx)?, segment(id)?);
     let device = Request::get(&base).send_ok()?;
-    let device = device.item()?;
+    let device = device.item_as::<Summary>()?;
     let details: Value = Request::get(format!("{base}/details")).send_ok()?.json()?;
     let mut d = map_summary(&device.value).map_err(|u| invalid_data(u.message))?;
     merge_details(&mut d, &details);
     // The summary object with its details under `details`.
-    let mut raw = device.value;
+    let mut raw: Value = serde_json::from_str(device.raw).map_err(invalid_data)?;
     if let Value::Object(m) = &mut raw {
         m.insert("details".into(), details);
     }
@@ -36,53 +43,107 @@ pub fn get(ctx: &Context, id: &str) -> Result<Entity, ConnectorError> {
     Ok(Entity::Device(d))
 }
 
-fn summary(item: &Item) -> Result<Entity, Unmappable> {
-    let mut d = map_summary(&item.value)?;
-    d.remote_data = item.raw.to_owned();
-    Ok(Entity::Device(d))
+/// The fields of a device summary the mapping reads, borrowed from the page.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Summary<'a> {
+    #[serde(borrow)]
+    device_id: Text<'a>,
+    #[serde(borrow)]
+    device_name: Text<'a>,
+    #[serde(borrow)]
+    model: Text<'a>,
+    #[serde(borrow)]
+    serial_number: Text<'a>,
+    #[serde(borrow)]
+    platform: Text<'a>,
+    #[serde(borrow)]
+    os_version: Text<'a>,
+    #[serde(borrow)]
+    supplemental_build_version: Text<'a>,
+    #[serde(borrow)]
+    supplemental_os_version_extra: Text<'a>,
+    #[serde(borrow)]
+    last_check_in: Text<'a>,
+    #[serde(borrow)]
+    first_enrollment: Text<'a>,
+    #[serde(borrow)]
+    last_enrollment: Text<'a>,
+    #[serde(borrow)]
+    user: Object<UserSummary<'a>>,
+    #[serde(borrow)]
+    asset_tag: Text<'a>,
+    #[serde(borrow)]
+    blueprint_id: Text<'a>,
+    #[serde(borrow)]
+    blueprint_name: Text<'a>,
+    #[serde(borrow)]
+    agent_version: Text<'a>,
+    agent_installed: Flag,
+    mdm_enabled: Flag,
+    is_missing: Flag,
+    is_removed: Flag,
+    #[serde(borrow)]
+    lost_mode_status: Text<'a>,
+    #[serde(borrow)]
+    tags: List<Text<'a>>,
+}
+
+/// `user` in a summary (`""` when unassigned).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct UserSummary<'a> {
+    #[serde(borrow)]
+    id: Text<'a>,
+    #[serde(borrow)]
+    email: Text<'a>,
+    #[serde(borrow)]
+    name: Text<'a>,
 }
 
 /// The normalized summary of a list item (or `GET /devices/{id}`).
-fn map_summary(v: &Value) -> Result<Device, Unmappable> {
-    let remote_id = lenient::string(v, "/device_id").ok_or("device without `device_id`")?;
-    let s = |p: &str| lenient::string(v, p);
-    let model = s("/model");
-    let platform = s("/platform").as_deref().map(platform);
+fn map_summary(v: &Summary) -> Result<Device, Unmappable> {
+    let remote_id = v.device_id.get().ok_or("device without `device_id`")?;
+    let model = v.model.get();
+    let platform = v.platform.as_str().map(platform);
     let device_type = model
         .as_deref()
         .and_then(apple::device_type)
         .or_else(|| platform.and_then(platform_device_type));
-    let mut extra = lenient::extras(
-        v,
-        &[
-            ("agent_version", "/agent_version"),
-            ("agent_installed", "/agent_installed"),
-            ("mdm_enabled", "/mdm_enabled"),
-            ("is_missing", "/is_missing"),
-            ("lost_mode_status", "/lost_mode_status"),
-            ("blueprint_name", "/blueprint_name"),
-            ("os_version_extra", "/supplemental_os_version_extra"),
-        ],
-    );
-    if let Some(first) = lenient::timestamp(v, "/first_enrollment") {
-        extra.push(ExtraField {
-            key: "first_enrolled_at".into(),
-            value: first,
-        });
-    }
+    let extra = [
+        ("agent_version", v.agent_version.get()),
+        (
+            "agent_installed",
+            v.agent_installed.get().map(|b| b.to_string()),
+        ),
+        ("mdm_enabled", v.mdm_enabled.get().map(|b| b.to_string())),
+        ("is_missing", v.is_missing.get().map(|b| b.to_string())),
+        ("lost_mode_status", v.lost_mode_status.get()),
+        ("blueprint_name", v.blueprint_name.get()),
+        ("os_version_extra", v.supplemental_os_version_extra.get()),
+        ("first_enrolled_at", v.first_enrollment.timestamp()),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| {
+        value.map(|value| ExtraField {
+            key: key.into(),
+            value,
+        })
+    })
+    .collect();
     Ok(Device {
         completeness: Completeness::Summary,
-        name: s("/device_name"),
-        serial_number: s("/serial_number"),
+        name: v.device_name.get(),
+        serial_number: v.serial_number.get(),
         udid: None,
-        asset_tag: s("/asset_tag"),
+        asset_tag: v.asset_tag.get(),
         device_type,
         platform,
         manufacturer: Some("Apple".into()),
         model,
         model_identifier: None,
-        os_version: s("/os_version"),
-        os_build: s("/supplemental_build_version"),
+        os_version: v.os_version.get(),
+        os_build: v.supplemental_build_version.get(),
         mac_addresses: vec![],
         ip_address: None,
         processor: None,
@@ -92,12 +153,15 @@ fn map_summary(v: &Value) -> Result<Device, Unmappable> {
         is_compliant: None,
         is_encrypted: None,
         is_supervised: None,
-        last_check_in_at: lenient::timestamp(v, "/last_check_in"),
-        enrolled_at: lenient::timestamp(v, "/last_enrollment"),
-        assigned_user: user_ref(v.get("user")),
-        organization_remote_id: s("/blueprint_id"),
-        groups: s("/blueprint_name").into_iter().collect(),
-        tags: tags(v.get("tags")),
+        last_check_in_at: v.last_check_in.timestamp(),
+        enrolled_at: v.last_enrollment.timestamp(),
+        assigned_user: v
+            .user
+            .get()
+            .and_then(|u| user_ref(u.id.get(), u.email.get(), u.name.get())),
+        organization_remote_id: v.blueprint_id.get(),
+        groups: v.blueprint_name.get().into_iter().collect(),
+        tags: v.tags.iter().filter_map(Text::get).collect(),
         web_url: None,              // the host fills it from the deep-link template
         remote_data: String::new(), // set by the caller, from the vendor's text
         extra,
@@ -136,10 +200,10 @@ fn merge_details(d: &mut Device, details: &Value) {
                 .filter_map(|c| lenient::human_bytes(&c))
                 .max()
         });
-    d.assigned_user = d
-        .assigned_user
-        .take()
-        .or_else(|| user_ref(details.pointer("/general/assigned_user")));
+    d.assigned_user = d.assigned_user.take().or_else(|| {
+        let u = |p: &str| lenient::string(details, &format!("/general/assigned_user{p}"));
+        user_ref(u("/id"), u("/email"), u("/name"))
+    });
     if let Some(last_user) = lenient::string(details, "/general/last_user") {
         d.extra.push(ExtraField {
             key: "last_user".into(),
@@ -170,41 +234,33 @@ fn platform_device_type(p: Platform) -> Option<DeviceType> {
     }
 }
 
-fn management_state(v: &Value) -> &'static str {
-    if lenient::boolean(v, "/is_removed") == Some(true) {
+fn management_state(v: &Summary) -> &'static str {
+    if v.is_removed.get() == Some(true) {
         "removed"
-    } else if lenient::string(v, "/lost_mode_status")
+    } else if v
+        .lost_mode_status
+        .as_str()
         .is_some_and(|s| s.eq_ignore_ascii_case("enabled"))
     {
         "lost"
-    } else if lenient::boolean(v, "/mdm_enabled") == Some(false) {
+    } else if v.mdm_enabled.get() == Some(false) {
         "unmanaged"
     } else {
         "managed"
     }
 }
 
-/// `user` is an object, or `""` when the device is unassigned.
-fn user_ref(v: Option<&Value>) -> Option<UserRef> {
-    let v = v.filter(|v| v.is_object())?;
-    let r = UserRef {
-        remote_id: lenient::string(v, "/id"),
-        email: lenient::string(v, "/email"),
-        name: lenient::string(v, "/name"),
-    };
-    (r.remote_id.is_some() || r.email.is_some() || r.name.is_some()).then_some(r)
-}
-
-fn tags(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|t| t.as_str().map(str::trim))
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
+/// A user reference, if any of its parts is known.
+fn user_ref(
+    remote_id: Option<String>,
+    email: Option<String>,
+    name: Option<String>,
+) -> Option<UserRef> {
+    (remote_id.is_some() || email.is_some() || name.is_some()).then_some(UserRef {
+        remote_id,
+        email,
+        name,
+    })
 }
 
 #[cfg(test)]
@@ -241,7 +297,8 @@ mod tests {
 
     #[test]
     fn summary_absorbs_quirks() {
-        let d = map_summary(&list_item()).unwrap();
+        let text = list_item().to_string();
+        let d = map_summary(&serde_json::from_str(&text).unwrap()).unwrap();
         assert_eq!(d.asset_tag, None, "\"\" is unknown");
         assert_eq!(
             d.enrolled_at.as_deref(),
@@ -268,7 +325,8 @@ mod tests {
         item["user"] = json!("");
         item["platform"] = json!("iPad");
         item["model"] = json!("");
-        let mut d = map_summary(&item).unwrap();
+        let text = item.to_string();
+        let mut d = map_summary(&serde_json::from_str(&text).unwrap()).unwrap();
         assert_eq!(d.assigned_user, None);
         assert_eq!(d.device_type, Some(DeviceType::Tablet));
         merge_details(
@@ -293,6 +351,6 @@ mod tests {
 
     #[test]
     fn a_device_without_id_is_unmappable() {
-        assert!(map_summary(&json!({"device_name": "x"})).is_err());
+        assert!(map_summary(&serde_json::from_str(r#"{"device_name": "x"}"#).unwrap()).is_err());
     }
 }

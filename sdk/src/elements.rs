@@ -1,0 +1,120 @@
+//! One pass over a JSON array: each element is parsed as `T` and keeps its
+//! exact text, without first splitting the array into raw values (which
+//! would scan every byte of a large page twice).
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::Deserializer;
+
+/// Why an array could not be walked.
+#[derive(Debug)]
+pub(crate) enum WalkError {
+    /// The text is not a JSON array.
+    NotAnArray,
+    /// The JSON is malformed.
+    Malformed(String),
+}
+
+/// One element: its text, and `T` or why `T` could not represent it.
+pub(crate) type Element<'a, T> = (&'a str, Result<T, serde_json::Error>);
+
+/// Parses every element of the array `text` as `T`. An element of the wrong
+/// shape for `T` is returned as its error; malformed JSON fails the walk.
+pub(crate) fn walk<'a, T: Deserialize<'a>>(
+    text: &'a str,
+) -> Result<Vec<Element<'a, T>>, WalkError> {
+    let mut rest = text
+        .trim_start()
+        .strip_prefix('[')
+        .ok_or(WalkError::NotAnArray)?
+        .trim_start();
+    let mut out = Vec::new();
+    if let Some(after) = rest.strip_prefix(']') {
+        return end(after).map(|()| out);
+    }
+    loop {
+        // A stream deserializer reports where the value it read ends.
+        let mut stream = Deserializer::from_str(rest).into_iter::<T>();
+        let (value, len) = match stream.next() {
+            Some(Ok(v)) => (Ok(v), stream.byte_offset()),
+            Some(Err(e)) if e.is_data() => {
+                // Well-formed but not a `T`: skip it to find where it ends.
+                let mut skip = Deserializer::from_str(rest).into_iter::<IgnoredAny>();
+                match skip.next() {
+                    Some(Ok(_)) => (Err(e), skip.byte_offset()),
+                    Some(Err(e)) => return Err(WalkError::Malformed(e.to_string())),
+                    None => return Err(eof()),
+                }
+            }
+            Some(Err(e)) => return Err(WalkError::Malformed(e.to_string())),
+            None => return Err(eof()),
+        };
+        out.push((&rest[..len], value));
+        rest = rest[len..].trim_start();
+        if let Some(after) = rest.strip_prefix(',') {
+            rest = after.trim_start();
+        } else if let Some(after) = rest.strip_prefix(']') {
+            return end(after).map(|()| out);
+        } else {
+            return Err(WalkError::Malformed(
+                "expected `,` or `]` after an array element".into(),
+            ));
+        }
+    }
+}
+
+fn end(after: &str) -> Result<(), WalkError> {
+    if after.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(WalkError::Malformed(
+            "trailing characters after the array".into(),
+        ))
+    }
+}
+
+fn eof() -> WalkError {
+    WalkError::Malformed("unexpected end of the array".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn texts(json: &str) -> Vec<&str> {
+        walk::<Value>(json)
+            .unwrap()
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect()
+    }
+
+    #[test]
+    fn elements_keep_their_exact_text() {
+        assert_eq!(
+            texts(r#" [ {"a": "x,]"} , 1,"s" ,[2, 3],null ] "#),
+            [r#"{"a": "x,]"}"#, "1", r#""s""#, "[2, 3]", "null"]
+        );
+        assert!(texts("[]").is_empty());
+        assert!(texts(" [ ]\n").is_empty());
+    }
+
+    #[test]
+    fn wrong_shapes_are_per_element_and_malformed_json_fails() {
+        let got = walk::<u32>(r#"[1, {"x": [1]}, 3]"#).unwrap();
+        assert_eq!(got[1].0, r#"{"x": [1]}"#);
+        assert!(got[1].1.is_err());
+        assert_eq!(*got[2].1.as_ref().unwrap(), 3);
+        for bad in ["[1,]", "[1 2]", "[1", "[{]", "[1] x", "[\"a]"] {
+            assert!(
+                matches!(walk::<Value>(bad), Err(WalkError::Malformed(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            walk::<Value>(r#"{"a": 1}"#),
+            Err(WalkError::NotAnArray)
+        ));
+    }
+}
