@@ -46,6 +46,16 @@ pub struct Endpoint {
     pub target: Url,
 }
 
+impl fmt::Display for Endpoint {
+    /// The form [`FromStr`](std::str::FromStr) reads: `URL` or `HOST=URL`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            Some(h) => write!(f, "{h}={}", self.target),
+            None => write!(f, "{}", self.target),
+        }
+    }
+}
+
 impl std::str::FromStr for Endpoint {
     type Err = String;
     /// `URL` or `HOST=URL`.
@@ -93,7 +103,7 @@ pub struct AccountSession {
     /// Declared origins, expanded.
     pub origins: Vec<String>,
     /// Deep-link template, expanded except `{device_id}`.
-    pub device_url: Option<String>,
+    pub device_url_template: Option<String>,
     pub(crate) policy: OriginPolicy,
     pub(crate) auth: Auth,
     pub(crate) limits: RateLimits,
@@ -188,7 +198,7 @@ impl AccountSession {
             id: spec.id,
             config,
             origins,
-            device_url,
+            device_url_template: device_url,
             policy,
             auth,
             limits,
@@ -220,7 +230,7 @@ impl AccountSession {
             .remove(b'_')
             .remove(b'~');
         let id = percent_encoding::utf8_percent_encode(device_id, SEGMENT);
-        self.device_url
+        self.device_url_template
             .as_ref()
             .map(|t| t.replace("{device_id}", &id.to_string()))
     }
@@ -232,6 +242,12 @@ impl AccountSession {
         {
             d.web_url = self.device_url(&d.remote_id);
         }
+    }
+
+    /// Counts a rate-limit wait that happened outside the HTTP client (a
+    /// page or read retried after the vendor's 429).
+    pub fn record_rate_wait(&self, wait: std::time::Duration) {
+        self.limits.record_wait(wait);
     }
 
     /// Rate-limit waits so far (count, total milliseconds), for progress reports.

@@ -1,8 +1,11 @@
 //! mdmhub host: loads sandboxed WebAssembly connectors ([`runtime`]), gives
 //! them a capability-limited HTTP client ([`http`]) bound to one account
-//! ([`account`]), and offers both through the `mdmhub` CLI ([`cli`]).
+//! ([`account`]), keeps a synced inventory ([`store`], [`sync`]) of saved
+//! accounts ([`accounts`], secrets sealed by [`secrets`]), and offers all of
+//! it through the `mdmhub` CLI ([`cli`]).
 
 pub mod account;
+pub mod accounts;
 pub mod builtin;
 pub mod cli;
 pub mod contract;
@@ -10,4 +13,7 @@ pub mod http;
 pub mod model;
 pub mod pager;
 pub mod runtime;
+pub mod secrets;
+pub mod store;
+pub mod sync;
 pub mod template;

@@ -11,19 +11,32 @@ const ENUM_FIELDS: &[&str] = &["device_type", "platform", "completeness", "kind"
 
 /// An entity as a JSON object, with `"type"` naming its kind.
 pub fn entity_json(e: &Entity) -> Value {
+    let (kind, mut out, remote_data) = record_parts(e);
+    out.insert("type".into(), kind.into());
+    out.insert(
+        "remote_data".into(),
+        serde_json::from_str(&remote_data).unwrap_or(Value::String(remote_data)),
+    );
+    Value::Object(out)
+}
+
+/// An entity's kind name, its normalized fields without `remote_data`, and
+/// `remote_data` as the vendor's text (the store keeps the two apart).
+pub fn record_parts(e: &Entity) -> (&'static str, Map<String, Value>, String) {
     let (kind, value) = match e {
         Entity::Device(d) => ("device", serde_json::to_value(d)),
         Entity::User(u) => ("user", serde_json::to_value(u)),
         Entity::App(a) => ("app", serde_json::to_value(a)),
         Entity::Organization(o) => ("organization", serde_json::to_value(o)),
     };
-    let Ok(Value::Object(fields)) = value else {
+    let Ok(Value::Object(mut fields)) = value else {
         unreachable!("records serialize to objects")
     };
-    let mut out = Map::new();
-    out.insert("type".into(), kind.into());
-    out.extend(normalize(fields));
-    Value::Object(out)
+    let remote_data = match fields.remove("remote_data") {
+        Some(Value::String(s)) => s,
+        _ => String::new(),
+    };
+    (kind, normalize(fields), remote_data)
 }
 
 /// An action outcome; sensitive values are included only if `reveal`.
@@ -53,9 +66,6 @@ fn normalize(fields: Map<String, Value>) -> Map<String, Value> {
         .into_iter()
         .map(|(k, v)| {
             let v = match (k.as_str(), v) {
-                ("remote_data", Value::String(s)) => {
-                    serde_json::from_str(&s).unwrap_or(Value::String(s))
-                }
                 ("extra", Value::Array(items)) => Value::Object(
                     items
                         .into_iter()

@@ -71,31 +71,12 @@ impl Pager {
         if self.done {
             return Ok(None);
         }
-        let mut limited = 0;
-        let page = loop {
-            let result = self
-                .connector
-                .list(
-                    &self.session,
-                    self.kind,
-                    self.cursor.as_deref(),
-                    &self.options,
-                )
-                .await;
-            match result {
-                Err(CallError::Connector(ConnectorError::RateLimited(ms))) => {
-                    limited += 1;
-                    if limited >= MAX_RATE_LIMITED {
-                        return Err(WalkError::RateLimited(limited));
-                    }
-                    let wait =
-                        Duration::from_millis(ms).clamp(Duration::from_millis(100), MAX_WAIT);
-                    tracing::info!(account = %self.session.id, kind = self.kind.name(), wait_ms = wait.as_millis() as u64, "rate limited; waiting before retrying the page");
-                    tokio::time::sleep(wait).await;
-                }
-                other => break other?,
-            }
-        };
+        let (connector, session, kind) = (&self.connector, &self.session, self.kind);
+        let (cursor, options) = (self.cursor.as_deref(), &self.options);
+        let page = retry_rate_limited(session, kind.name(), || {
+            connector.list(session, kind, cursor, options)
+        })
+        .await?;
         match &page.next_cursor {
             None => self.done = true,
             Some(c) => {
@@ -106,5 +87,35 @@ impl Pager {
         }
         self.cursor = page.next_cursor.clone();
         Ok(Some(page))
+    }
+}
+
+/// Runs `call` until the vendor stops rate-limiting it: each wait is the
+/// one the connector reported (at least 100 ms, at most 15 min), counted in
+/// the account's rate-limit waits; gives up after 8 limited attempts.
+pub async fn retry_rate_limited<T, F, Fut>(
+    session: &AccountSession,
+    what: &str,
+    mut call: F,
+) -> Result<T, WalkError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CallError>>,
+{
+    let mut limited = 0;
+    loop {
+        match call().await {
+            Err(CallError::Connector(ConnectorError::RateLimited(ms))) => {
+                limited += 1;
+                if limited >= MAX_RATE_LIMITED {
+                    return Err(WalkError::RateLimited(limited));
+                }
+                let wait = Duration::from_millis(ms).clamp(Duration::from_millis(100), MAX_WAIT);
+                tracing::info!(account = %session.id, what, wait_ms = wait.as_millis() as u64, "rate limited; waiting before retrying");
+                session.record_rate_wait(wait);
+                tokio::time::sleep(wait).await;
+            }
+            other => return Ok(other?),
+        }
     }
 }

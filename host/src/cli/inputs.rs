@@ -8,6 +8,7 @@ use std::io::Read;
 use anyhow::{Context as _, bail};
 
 use crate::account::{AccountSpec, Endpoint, Secret};
+use crate::accounts::AccountInput;
 use crate::http::ratelimit::RateOverride;
 
 /// Splits `KEY=VALUE`.
@@ -65,6 +66,27 @@ pub struct AccountArgs {
 impl AccountArgs {
     /// The account spec, reading every secret from its source.
     pub fn spec(&self, id: &str) -> anyhow::Result<AccountSpec> {
+        Ok(AccountSpec {
+            id: id.into(),
+            config: self.config.iter().cloned().collect(),
+            secrets: self.read_secrets()?,
+            endpoints: self.endpoints.clone(),
+            rate: self.rate_limit,
+        })
+    }
+
+    /// The inputs of a saved account, reading every secret from its source.
+    pub fn input(&self, interval_secs: Option<i64>) -> anyhow::Result<AccountInput> {
+        Ok(AccountInput {
+            config: self.config.iter().cloned().collect(),
+            secrets: self.read_secrets()?,
+            endpoints: self.endpoints.iter().map(|e| e.to_string()).collect(),
+            rate_limit: self.rate_limit.map(|r| r.to_string()),
+            interval_secs,
+        })
+    }
+
+    fn read_secrets(&self) -> anyhow::Result<BTreeMap<String, Secret>> {
         let mut stdin_used = false;
         let mut secrets = BTreeMap::new();
         for (key, source) in &self.secrets {
@@ -72,14 +94,31 @@ impl AccountArgs {
                 secret_value(source, &mut stdin_used).with_context(|| format!("secret `{key}`"))?;
             secrets.insert(key.clone(), value);
         }
-        Ok(AccountSpec {
-            id: id.into(),
-            config: self.config.iter().cloned().collect(),
-            secrets,
-            endpoints: self.endpoints.clone(),
-            rate: self.rate_limit,
-        })
+        Ok(secrets)
     }
+}
+
+/// Parses a duration such as `30m`, `6h`, `1d` or `90s` into seconds.
+pub fn interval(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("interval `{s}`: add a unit (s, m, h or d)"))?;
+    let n: i64 = s[..split]
+        .parse()
+        .map_err(|_| format!("interval `{s}`: expected a number and a unit, e.g. 6h"))?;
+    let unit = match &s[split..] {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => return Err(format!("interval `{s}`: unknown unit `{other}` (s, m, h or d)")),
+    };
+    let secs = n * unit;
+    if secs < 60 {
+        return Err(format!("interval `{s}`: at least one minute"));
+    }
+    Ok(secs)
 }
 
 #[cfg(test)]
@@ -103,5 +142,9 @@ mod tests {
         assert!(secret_value("@/nonexistent/file", &mut used).is_err());
         assert_eq!(pair("a=b=c").unwrap(), ("a".into(), "b=c".into()));
         assert!(pair("novalue").is_err());
+        assert_eq!(interval("6h"), Ok(6 * 3600));
+        assert_eq!(interval("1d"), Ok(86_400));
+        assert!(interval("10s").is_err());
+        assert!(interval("5").is_err());
     }
 }

@@ -2,17 +2,26 @@
 //! subcommand lives in its own module and returns `anyhow::Result`; `main`
 //! prints an error as one line and exits non-zero.
 
+mod accounts;
 mod call;
 mod connectors;
 mod describe;
 pub mod inputs;
+mod inventory;
+mod sync;
+mod table;
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use std::sync::Arc;
+
+use crate::accounts::Accounts;
 use crate::runtime::{Registry, Runtime, RuntimeConfig};
+use crate::secrets::MasterKey;
+use crate::store::Store;
 
 /// mdmhub: one normalized view of the devices in your MDMs.
 #[derive(Debug, Parser)]
@@ -24,6 +33,9 @@ pub struct Cli {
     /// Directory of third-party connectors (`*.wasm`) [default: <data dir>/connectors].
     #[arg(long, global = true, env = "MDMHUB_CONNECTORS_DIR")]
     pub connectors_dir: Option<PathBuf>,
+    /// Database URL: `sqlite://PATH` or `postgres://...` [default: SQLite in the data dir].
+    #[arg(long, global = true, env = "MDMHUB_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     /// Log output format (logs go to stderr).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -49,6 +61,23 @@ pub enum Command {
     Connectors(connectors::ConnectorsCommand),
     /// Call a vendor live through a connector (no storage).
     Call(call::CallArgs),
+    /// Manage saved accounts (credentials are checked before saving).
+    #[command(subcommand)]
+    Accounts(accounts::AccountsCommand),
+    /// Sync accounts into the inventory, by hand or on their schedule.
+    Sync(sync::SyncArgs),
+    /// Synced devices.
+    #[command(subcommand)]
+    Devices(inventory::DevicesCommand),
+    /// Synced users.
+    #[command(subcommand)]
+    Users(inventory::ListCommand),
+    /// Synced installed apps.
+    #[command(subcommand)]
+    Apps(inventory::ListCommand),
+    /// Synced organizations (tenants, sites, blueprints, groups).
+    #[command(subcommand, alias = "organizations")]
+    Orgs(inventory::ListCommand),
 }
 
 impl Cli {
@@ -63,6 +92,12 @@ impl Cli {
         match self.command {
             Command::Connectors(c) => c.run(&env).await,
             Command::Call(c) => c.run(&env, out).await,
+            Command::Accounts(c) => c.run(&env, out).await,
+            Command::Sync(c) => c.run(&env, out).await,
+            Command::Devices(c) => c.run(&env, out).await,
+            Command::Users(c) => c.run(&env, inventory::Kind::Users, out).await,
+            Command::Apps(c) => c.run(&env, inventory::Kind::Apps, out).await,
+            Command::Orgs(c) => c.run(&env, inventory::Kind::Organizations, out).await,
         }
     }
 }
@@ -75,6 +110,8 @@ pub struct Env {
     pub connectors_dir: PathBuf,
     /// The runtime.
     pub runtime: Runtime,
+    /// `--database-url`, if given.
+    pub database_url: Option<String>,
 }
 
 impl Env {
@@ -99,6 +136,34 @@ impl Env {
             data_dir,
             connectors_dir,
             runtime,
+            database_url: cli.database_url.clone(),
+        })
+    }
+
+    /// Opens (and migrates) the database.
+    pub async fn store(&self) -> anyhow::Result<Store> {
+        match &self.database_url {
+            Some(url) => Store::open(url)
+                .await
+                .with_context(|| format!("opening database {}", crate::store::redact(url))),
+            None => Store::open_in(&self.data_dir).await.with_context(|| {
+                format!(
+                    "opening database {}",
+                    self.data_dir.join(crate::store::SQLITE_FILE).display()
+                )
+            }),
+        }
+    }
+
+    /// The store, connectors and master key that account work needs.
+    pub async fn accounts(&self) -> anyhow::Result<Accounts> {
+        let store = self.store().await?;
+        let key = MasterKey::load(&self.data_dir).context("loading the master key")?;
+        Ok(Accounts {
+            store,
+            runtime: self.runtime.clone(),
+            registry: Arc::new(self.registry().await),
+            key: Arc::new(key),
         })
     }
 

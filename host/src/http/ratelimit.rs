@@ -23,6 +23,18 @@ pub struct RateOverride {
     pub max_concurrent: Option<u32>,
 }
 
+impl std::fmt::Display for RateOverride {
+    /// The form `FromStr` reads: `N/s`, `N/m` or `N/h`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unit = match self.per.as_secs() {
+            1 => "s",
+            60 => "m",
+            _ => "h",
+        };
+        write!(f, "{}/{unit}", self.requests)
+    }
+}
+
 impl std::str::FromStr for RateOverride {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -1,0 +1,211 @@
+//! The inventory store: one code path over sqlx's `Any` driver for SQLite
+//! (the embedded default, a WAL file in the data directory) and PostgreSQL
+//! (`--database-url postgres://...`, for several replicas). The schema
+//! (`host/migrations`) uses only types both share.
+//!
+//! The store never calls connectors or the network; sync decides what to
+//! write and the store writes it.
+
+pub mod accounts;
+pub mod query;
+pub mod records;
+pub mod runs;
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// The database file's name in the data directory.
+pub const SQLITE_FILE: &str = "mdmhub.db";
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database answered with an error.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The URL names a database mdmhub does not support.
+    #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+    /// A named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A name is taken, or a similar conflict.
+    #[error("{0}")]
+    Conflict(String),
+    /// Stored data is not what this version expects.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A connection pool with the schema applied.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens `url` (`sqlite://PATH` or `postgres://...`) and migrates it.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(redact(url)));
+        };
+        let options: AnyConnectOptions = url.parse()?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL: readers never block the one writer; NORMAL
+                        // sync is durable across a process kill.
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = NORMAL",
+                            "PRAGMA foreign_keys = ON",
+                            "PRAGMA busy_timeout = 30000",
+                        ] {
+                            conn.execute(pragma).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Opens (creating it) the SQLite database in `data_dir`.
+    pub async fn open_in(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Db(sqlx::Error::Configuration(
+                format!("creating {}: {e}", data_dir.display()).into(),
+            ))
+        })?;
+        Self::open(&sqlite_url(&data_dir.join(SQLITE_FILE))).await
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The database kind.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes every connection (tests, shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The `sqlite://` URL of a database file, created if missing.
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+/// `url` without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Now, as stored: fixed-width RFC 3339 UTC with microseconds, so that
+/// times compare correctly as text in both databases.
+pub fn now() -> String {
+    stamp(OffsetDateTime::now_utc())
+}
+
+/// `t` as stored (see [`now`]).
+pub fn stamp(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    t.format(&fmt).expect("a UTC time formats")
+}
+
+/// Parses a stored time.
+pub fn parse_stamp(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339).ok()
+}
+
+/// A new random id with a kind prefix, e.g. `acc_3f9a...`.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{:032x}", rand::random::<u128>())
+}
+
+/// The stable id of a record: the same account and remote id always give
+/// the same id, so upserts never need to read it back.
+pub fn record_id(prefix: &str, account_id: &str, remote_id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new()
+        .chain_update(account_id.as_bytes())
+        .chain_update([0])
+        .chain_update(remote_id.as_bytes())
+        .finalize();
+    format!("{prefix}_{}", hex::encode(&digest[..12]))
+}
+
+/// `$first, $first+1, ...` for `n` values.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_fixed_width_and_sort() {
+        let a = stamp(OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap());
+        assert_eq!(a, "2023-11-14T22:13:20.000000Z");
+        assert!(parse_stamp(&a).is_some());
+        assert_eq!(now().len(), a.len());
+        assert_eq!(
+            record_id("dev", "a", "1"),
+            record_id("dev", "a", "1"),
+            "stable"
+        );
+        assert_ne!(record_id("dev", "a", "1"), record_id("dev", "a1", ""));
+        assert_eq!(placeholders(2, 3), "$2, $3, $4");
+        assert_eq!(
+            redact("postgres://u:pw@h/db"),
+            "postgres://u:***@h/db"
+        );
+    }
+}

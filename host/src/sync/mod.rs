@@ -1,0 +1,769 @@
+//! The sync engine: one run walks every resource of an account, stores each
+//! page in one transaction with its checkpoint, reads device details that
+//! are new, changed or stale, and only after a complete pass confirms and
+//! marks removals. A run holds the account's lease in the database, so one
+//! process runs it; a run whose process died is resumed from its checkpoints.
+
+pub mod record;
+pub mod schedule;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use crate::account::AccountSession;
+use crate::accounts::{AccountError, Accounts};
+use crate::contract::{
+    ConnectorError, Entity, ListOptions, ResourceKind, ResourceScope, ServerErrorInfo,
+};
+use crate::pager::{Pager, WalkError, retry_rate_limited};
+use crate::runtime::{CallError, Connector};
+use crate::store::accounts::AccountRow;
+use crate::store::records::{
+    AppWrite, DetailTodo, DetailWrite, DeviceSummaryWrite, PageWrite, RowWrite, Table,
+};
+use crate::store::runs::{Lease, RunCounts, RunRow};
+use crate::store::{Store, StoreError, now, stamp};
+use record::{Incoming, content_hash, merge, parse_object, projections, summary_hash};
+
+/// Tunables of a sync.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Details older than this are read again.
+    pub details_max_age: Duration,
+    /// At most this many absent records are confirmed with `get` per run
+    /// and kind; the rest wait for a second complete pass.
+    pub confirm_limit: i64,
+    /// Detail reads in flight at once (at most the account's concurrency).
+    pub detail_concurrency: usize,
+    /// How long a lease lasts without renewal.
+    pub lease_ttl: Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            details_max_age: Duration::from_secs(7 * 24 * 3600),
+            confirm_limit: 500,
+            detail_concurrency: 8,
+            lease_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why a sync did not run or did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Another process (or task) is syncing the account.
+    #[error(
+        "account `{account}` is already syncing ({holder}, lease until {until}); wait for it to finish"
+    )]
+    AlreadyRunning {
+        /// Account name.
+        account: String,
+        /// The lease holder.
+        holder: String,
+        /// Lease end.
+        until: String,
+    },
+    /// The account could not be opened.
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Walking a resource failed; nothing was removed.
+    #[error("listing {kind} failed: {source}")]
+    Walk {
+        /// The resource.
+        kind: &'static str,
+        /// Why.
+        source: WalkError,
+    },
+    /// A call failed in a way that stops the run (credentials, network).
+    #[error("{0}")]
+    Fatal(String),
+    /// Another holder took the lease (this process stalled past its TTL).
+    #[error("lost the sync lease of account `{0}`; another process took over")]
+    LeaseLost(String),
+}
+
+/// A progress report during a run.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// Account name.
+    pub account: String,
+    /// `organizations`, `users`, `devices`, `details`, `removals`.
+    pub phase: &'static str,
+    /// Counts so far in this process.
+    pub counts: RunCounts,
+    /// Details still to read in the current batch scan (a lower bound).
+    pub details_pending: u64,
+}
+
+/// Receives progress reports.
+pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// Runs syncs.
+#[derive(Clone)]
+pub struct Syncer {
+    /// Accounts and their connectors.
+    pub accounts: Accounts,
+    /// Tunables.
+    pub options: SyncOptions,
+    holder: String,
+}
+
+impl Syncer {
+    /// A syncer whose leases name this process.
+    pub fn new(accounts: Accounts, options: SyncOptions) -> Self {
+        Self {
+            accounts,
+            options,
+            holder: holder_id(),
+        }
+    }
+
+    fn store(&self) -> &Store {
+        &self.accounts.store
+    }
+
+    /// Syncs `account` now (resuming its interrupted run, if any) and
+    /// returns the finished run.
+    pub async fn sync(
+        &self,
+        account: &AccountRow,
+        trigger: &str,
+        progress: Option<ProgressFn>,
+    ) -> Result<RunRow, SyncError> {
+        self.acquire(account).await?;
+        let lost = Arc::new(AtomicBool::new(false));
+        let heartbeat = self.heartbeat(account.id.clone(), lost.clone());
+        let result = self.run(account, trigger, progress, &lost).await;
+        heartbeat.abort();
+        let released = self.store().release_lease(&account.id, &self.holder).await;
+        let run = result?;
+        released?;
+        Ok(run)
+    }
+
+    async fn acquire(&self, account: &AccountRow) -> Result<(), SyncError> {
+        let ttl = self.options.lease_ttl;
+        match self.store().try_lease(&account.id, &self.holder, ttl).await? {
+            Lease::Acquired => Ok(()),
+            Lease::Held { holder, until } => {
+                if holder_is_dead(&holder)
+                    && self
+                        .store()
+                        .take_over_lease(&account.id, &holder, &self.holder, ttl)
+                        .await?
+                {
+                    tracing::info!(account = %account.name, previous = %holder, "took over the lease of a process that is gone");
+                    return Ok(());
+                }
+                Err(SyncError::AlreadyRunning {
+                    account: account.name.clone(),
+                    holder,
+                    until,
+                })
+            }
+        }
+    }
+
+    fn heartbeat(&self, account_id: String, lost: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+        let store = self.store().clone();
+        let holder = self.holder.clone();
+        let ttl = self.options.lease_ttl;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ttl / 3).await;
+                match store.renew_lease(&account_id, &holder, ttl).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        lost.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    // A database hiccup: try again next beat, within the TTL.
+                    Err(e) => tracing::warn!(error = %e, "renewing the sync lease failed"),
+                }
+            }
+        })
+    }
+
+    async fn run(
+        &self,
+        account: &AccountRow,
+        trigger: &str,
+        progress: Option<ProgressFn>,
+        lost: &Arc<AtomicBool>,
+    ) -> Result<RunRow, SyncError> {
+        let store = self.store();
+        let run = match store.unfinished_run(&account.id).await? {
+            Some(run) => {
+                tracing::info!(account = %account.name, run = %run.id, "resuming an interrupted sync run");
+                store.adopt_run(&run.id, &self.holder).await?;
+                run
+            }
+            None => store.start_run(&account.id, trigger, &self.holder).await?,
+        };
+        let (connector, session) = self.accounts.session(account)?;
+        let ctx = RunCtx {
+            syncer: self,
+            account,
+            run_id: run.id.clone(),
+            connector,
+            waits_at_start: session.rate_limit_waits().0,
+            session,
+            progress,
+            lost: lost.clone(),
+            report: std::sync::Mutex::new(Progress {
+                account: account.name.clone(),
+                ..Progress::default()
+            }),
+        };
+        let outcome = ctx.execute().await;
+        let waits = ctx.session.rate_limit_waits().0 - ctx.waits_at_start;
+        store
+            .add_counts(
+                &run.id,
+                RunCounts {
+                    rate_limit_waits: waits as i64,
+                    ..RunCounts::default()
+                },
+            )
+            .await?;
+        match outcome {
+            Ok(()) => {
+                store.finish_run(&run.id, "succeeded", None).await?;
+                let next = next_sync_at(account.sync_interval_secs);
+                store.set_next_sync(&account.id, &next).await?;
+                Ok(store.run(&run.id).await?)
+            }
+            Err(SyncError::LeaseLost(a)) => Err(SyncError::LeaseLost(a)),
+            Err(e) => {
+                store
+                    .finish_run(&run.id, "failed", Some(&e.to_string()))
+                    .await?;
+                // Retry a failed scheduled run sooner than a full interval.
+                let retry = stamp(time::OffsetDateTime::now_utc() + time::Duration::minutes(15));
+                store.set_next_sync(&account.id, &retry).await?;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// One run's state.
+struct RunCtx<'a> {
+    syncer: &'a Syncer,
+    account: &'a AccountRow,
+    run_id: String,
+    connector: Arc<Connector>,
+    session: Arc<AccountSession>,
+    waits_at_start: u64,
+    progress: Option<ProgressFn>,
+    lost: Arc<AtomicBool>,
+    report: std::sync::Mutex<Progress>,
+}
+
+/// Top-level resources in walk order: organizations and users first, so
+/// devices link to them when the run ends.
+const WALK_ORDER: [(ResourceKind, Table); 3] = [
+    (ResourceKind::Organizations, Table::Organizations),
+    (ResourceKind::Users, Table::Users),
+    (ResourceKind::Devices, Table::Devices),
+];
+
+impl RunCtx<'_> {
+    fn store(&self) -> &Store {
+        self.syncer.store()
+    }
+
+    fn supports(&self, kind: ResourceKind, scope: ResourceScope) -> Option<bool> {
+        self.connector
+            .info
+            .resources
+            .iter()
+            .find(|r| r.kind == kind && r.scope == scope)
+            .map(|r| r.supports_get)
+    }
+
+    fn report(&self, phase: &'static str, add: RunCounts, pending: Option<u64>) {
+        let mut p = self.report.lock().expect("progress lock");
+        p.phase = phase;
+        p.counts += add;
+        p.counts.rate_limit_waits =
+            (self.session.rate_limit_waits().0 - self.waits_at_start) as i64;
+        if let Some(n) = pending {
+            p.details_pending = n;
+        }
+        if let Some(f) = &self.progress {
+            f(&p);
+        }
+    }
+
+    fn check_lease(&self) -> Result<(), SyncError> {
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(SyncError::LeaseLost(self.account.name.clone()));
+        }
+        Ok(())
+    }
+
+    async fn execute(&self) -> Result<(), SyncError> {
+        let mut walked = Vec::new();
+        for (kind, table) in WALK_ORDER {
+            if self.supports(kind, ResourceScope::TopLevel).is_none() {
+                continue;
+            }
+            self.store().set_phase(&self.run_id, kind.name()).await?;
+            self.walk(kind, table).await?;
+            walked.push((kind, table));
+        }
+        let devices_get = self.supports(ResourceKind::Devices, ResourceScope::TopLevel) == Some(true);
+        let apps = self.supports(ResourceKind::Apps, ResourceScope::PerDevice).is_some();
+        if devices_get || apps {
+            self.store().set_phase(&self.run_id, "details").await?;
+            self.details(devices_get, apps).await?;
+        }
+        // Every walk completed: removals can be trusted.
+        self.store().set_phase(&self.run_id, "removals").await?;
+        for (kind, table) in walked {
+            self.removals(kind, table).await?;
+        }
+        self.store().link(&self.account.id).await?;
+        Ok(())
+    }
+
+    /// Walks `kind` from its checkpoint to the end, storing every page.
+    async fn walk(&self, kind: ResourceKind, table: Table) -> Result<(), SyncError> {
+        let start = self.store().checkpoint(&self.run_id, kind.name()).await?;
+        let cursor = match start {
+            Some((_, true)) => return Ok(()),
+            Some((cursor, false)) => cursor,
+            None => None,
+        };
+        let options = ListOptions {
+            page_size: None,
+            parent_id: None,
+        };
+        let mut pager = Pager::new(
+            self.connector.clone(),
+            self.session.clone(),
+            kind,
+            options,
+            cursor,
+        );
+        let walk_err = |source| SyncError::Walk {
+            kind: kind.name(),
+            source,
+        };
+        while let Some(page) = pager.next().await.map_err(walk_err)? {
+            self.check_lease()?;
+            let incoming: Vec<Incoming> = page.records.iter().map(Incoming::new).collect();
+            let errors = page
+                .errors
+                .iter()
+                .map(|e| (e.remote_id.clone(), e.message.clone()))
+                .collect();
+            let next = page.next_cursor.clone();
+            let complete = next.is_none();
+            let counts = self
+                .store_page(table, kind.name(), incoming, errors, Some((next, complete)))
+                .await?;
+            self.report(kind.name(), counts, None);
+        }
+        Ok(())
+    }
+
+    /// Compares a page with the store and writes it. `checkpoint` is the
+    /// walk's position after the page (`None` for a record confirmed alive
+    /// outside a walk).
+    async fn store_page(
+        &self,
+        table: Table,
+        kind: &str,
+        incoming: Vec<Incoming>,
+        errors: Vec<(Option<String>, String)>,
+        checkpoint: Option<(Option<String>, bool)>,
+    ) -> Result<RunCounts, SyncError> {
+        // The last occurrence of a remote id in a page wins.
+        let mut by_id: HashMap<String, Incoming> = HashMap::with_capacity(incoming.len());
+        let mut order = Vec::with_capacity(incoming.len());
+        for rec in incoming {
+            if !by_id.contains_key(&rec.remote_id) {
+                order.push(rec.remote_id.clone());
+            }
+            by_id.insert(rec.remote_id.clone(), rec);
+        }
+        let ids: Vec<&str> = order.iter().map(String::as_str).collect();
+        let existing = self
+            .store()
+            .existing(table, &self.account.id, &ids)
+            .await?;
+        let details_possible = table == Table::Devices
+            && (self.supports(ResourceKind::Devices, ResourceScope::TopLevel) == Some(true)
+                || self.supports(ResourceKind::Apps, ResourceScope::PerDevice).is_some());
+        let mut counts = RunCounts {
+            pages: checkpoint.is_some() as i64,
+            errors: errors.len() as i64,
+            ..RunCounts::default()
+        };
+        let mut upserts = Vec::new();
+        let mut unchanged = Vec::new();
+        for remote_id in order {
+            let rec = by_id.remove(&remote_id).expect("collected above");
+            let old = existing.get(&remote_id);
+            let detail = old
+                .and_then(|o| o.detail.as_deref())
+                .and_then(parse_object);
+            let merged = merge(&rec.fields, detail.as_ref());
+            let record = serde_json::to_string(&merged).expect("JSON serializes");
+            let hash = content_hash(&record, &rec.remote_data);
+            let device = (table == Table::Devices).then(|| {
+                let s_hash = summary_hash(&rec.fields);
+                let needs = details_possible
+                    && match old {
+                        None => true,
+                        Some(o) => {
+                            o.needs_details
+                                || o.status != "active"
+                                || o.summary_hash.as_deref() != Some(s_hash.as_str())
+                        }
+                    };
+                DeviceSummaryWrite {
+                    summary: serde_json::to_string(&rec.fields).expect("JSON serializes"),
+                    summary_hash: s_hash,
+                    needs_details: needs,
+                }
+            });
+            match old {
+                Some(o) if o.status == "active" && o.content_hash == hash => {
+                    counts.unchanged += 1;
+                    unchanged.push(remote_id);
+                    continue;
+                }
+                Some(_) => counts.updated += 1,
+                None => counts.created += 1,
+            }
+            upserts.push(RowWrite {
+                projections: projections(table, &merged),
+                remote_id,
+                record,
+                remote_data: rec.remote_data,
+                content_hash: hash,
+                device,
+            });
+        }
+        let (next_cursor, complete, has_checkpoint) = match checkpoint {
+            Some((c, done)) => (c, done, true),
+            None => (None, false, false),
+        };
+        self.store()
+            .write_page(&PageWrite {
+                table,
+                account_id: &self.account.id,
+                run_id: &self.run_id,
+                kind,
+                upserts,
+                unchanged,
+                errors,
+                counts,
+                next_cursor,
+                complete,
+                checkpoint: has_checkpoint,
+            })
+            .await?;
+        Ok(counts)
+    }
+
+    /// Reads details (and apps) of devices that are new, changed or stale,
+    /// in batches with bounded concurrency.
+    async fn details(&self, use_get: bool, apps: bool) -> Result<(), SyncError> {
+        let stale_before =
+            stamp(time::OffsetDateTime::now_utc() - self.syncer.options.details_max_age);
+        let concurrency = self.syncer.options.detail_concurrency.max(1);
+        let mut after = String::new();
+        loop {
+            self.check_lease()?;
+            let todo = self
+                .store()
+                .devices_needing_details(&self.account.id, &stale_before, &after, 256)
+                .await?;
+            let Some(last) = todo.last() else { break };
+            after = last.id.clone();
+            let pending = todo.len() as u64;
+            let results: Vec<(DetailTodo, Result<DetailWrite, CallError>)> =
+                futures::stream::iter(todo)
+                    .map(|t| async move {
+                        let r = self.read_details(&t, use_get, apps).await;
+                        (t, r)
+                    })
+                    .buffer_unordered(concurrency)
+                    .collect()
+                    .await;
+            let mut writes = Vec::new();
+            let mut gone = Vec::new();
+            let mut errors = Vec::new();
+            for (t, r) in results {
+                match r {
+                    Ok(w) => writes.push(w),
+                    Err(CallError::Connector(ConnectorError::NotFound(_))) => gone.push(t.id),
+                    Err(e) if is_fatal(&e) => {
+                        return Err(SyncError::Fatal(format!(
+                            "reading device {}: {e}",
+                            t.remote_id
+                        )));
+                    }
+                    Err(e) => errors.push((Some(t.remote_id), e.to_string())),
+                }
+            }
+            let mut counts = RunCounts {
+                details: writes.len() as i64,
+                updated: writes.iter().filter(|w| w.counts_as_update).count() as i64,
+                ..RunCounts::default()
+            };
+            self.store()
+                .write_details(&self.account.id, &self.run_id, &writes, counts)
+                .await?;
+            if !gone.is_empty() {
+                counts.removed = self
+                    .store()
+                    .mark_removed(Table::Devices, &self.run_id, &gone)
+                    .await?;
+            }
+            if !errors.is_empty() {
+                counts.errors = errors.len() as i64;
+                self.store()
+                    .record_detail_errors(&self.run_id, &errors)
+                    .await?;
+            }
+            self.report("details", counts, Some(pending));
+        }
+        Ok(())
+    }
+
+    /// One device's detail read and its apps.
+    async fn read_details(
+        &self,
+        t: &DetailTodo,
+        use_get: bool,
+        with_apps: bool,
+    ) -> Result<DetailWrite, CallError> {
+        let summary = parse_object(&t.summary).unwrap_or_default();
+        let (detail, detail_remote_data) = if use_get {
+            let entity = self.get(ResourceKind::Devices, &t.remote_id).await?;
+            let inc = Incoming::new(&entity);
+            (Some(inc.fields), inc.remote_data)
+        } else {
+            (None, String::new())
+        };
+        let apps = if with_apps {
+            Some(self.apps_of(&t.remote_id).await?)
+        } else {
+            None
+        };
+        let merged = merge(&summary, detail.as_ref());
+        let record = serde_json::to_string(&merged).expect("JSON serializes");
+        let hash = content_hash(&record, &t.remote_data);
+        Ok(DetailWrite {
+            id: t.id.clone(),
+            projections: projections(Table::Devices, &merged),
+            counts_as_update: hash != t.content_hash
+                && t.changed_run.as_deref() != Some(self.run_id.as_str()),
+            content_hash: hash,
+            record,
+            detail: detail
+                .map(|d| serde_json::to_string(&d).expect("JSON serializes"))
+                .unwrap_or_else(|| "{}".into()),
+            detail_remote_data,
+            apps,
+        })
+    }
+
+    async fn get(&self, kind: ResourceKind, remote_id: &str) -> Result<Entity, CallError> {
+        retry_rate_limited(&self.session, kind.name(), || {
+            self.connector.get(&self.session, kind, remote_id)
+        })
+        .await
+        .map_err(|e| match e {
+            WalkError::Call(c) => c,
+            // Still limited after every retry: counted, retried next run.
+            other => CallError::Connector(ConnectorError::ServerError(ServerErrorInfo {
+                status: 429,
+                message: other.to_string(),
+            })),
+        })
+    }
+
+    /// Every app on one device.
+    async fn apps_of(&self, device_remote_id: &str) -> Result<Vec<AppWrite>, CallError> {
+        let options = ListOptions {
+            page_size: None,
+            parent_id: Some(device_remote_id.to_owned()),
+        };
+        let mut pager = Pager::new(
+            self.connector.clone(),
+            self.session.clone(),
+            ResourceKind::Apps,
+            options,
+            None,
+        );
+        let mut apps = Vec::new();
+        loop {
+            let page = match pager.next().await {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(WalkError::Call(c)) => return Err(c),
+                Err(other) => {
+                    return Err(CallError::InvalidOutput(format!(
+                        "listing apps of {device_remote_id}: {other}"
+                    )));
+                }
+            };
+            for e in &page.records {
+                let inc = Incoming::new(e);
+                let name = inc
+                    .fields
+                    .get("name")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned);
+                apps.push(AppWrite {
+                    remote_id: inc.remote_id,
+                    name,
+                    record: serde_json::to_string(&inc.fields).expect("JSON serializes"),
+                    remote_data: inc.remote_data,
+                });
+            }
+        }
+        Ok(apps)
+    }
+
+    /// After complete walks: confirms absent records with `get` where the
+    /// connector can, then applies the two-pass rule to the rest.
+    async fn removals(&self, kind: ResourceKind, table: Table) -> Result<(), SyncError> {
+        let mut counts = RunCounts::default();
+        if self.supports(kind, ResourceScope::TopLevel) == Some(true) {
+            let absent = self
+                .store()
+                .absent(
+                    table,
+                    &self.account.id,
+                    &self.run_id,
+                    self.syncer.options.confirm_limit,
+                )
+                .await?;
+            let concurrency = self.syncer.options.detail_concurrency.max(1);
+            let results: Vec<((String, String), Result<Entity, CallError>)> =
+                futures::stream::iter(absent)
+                    .map(|(id, remote_id)| async move {
+                        let r = self.get(kind, &remote_id).await;
+                        ((id, remote_id), r)
+                    })
+                    .buffer_unordered(concurrency)
+                    .collect()
+                    .await;
+            let mut gone = Vec::new();
+            let mut alive = Vec::new();
+            for ((id, remote_id), r) in results {
+                match r {
+                    Err(CallError::Connector(ConnectorError::NotFound(_))) => gone.push(id),
+                    // Still there: the walk skipped it (a shift in offset paging).
+                    Ok(e) if Incoming::new(&e).remote_id == remote_id => {
+                        alive.push(Incoming::new(&e))
+                    }
+                    Ok(_) => {}
+                    Err(e) if is_fatal(&e) => {
+                        return Err(SyncError::Fatal(format!(
+                            "confirming removal of {remote_id}: {e}"
+                        )));
+                    }
+                    // Unknown: leave it to the two-pass rule.
+                    Err(e) => tracing::info!(remote_id, error = %e, "could not confirm a removal"),
+                }
+            }
+            if !alive.is_empty() {
+                // A detail read as seen again; its detail fields merge on the
+                // next detail pass like any summary.
+                self.store_page(table, kind.name(), alive, Vec::new(), None)
+                    .await?;
+            }
+            counts.removed += self
+                .store()
+                .mark_removed(table, &self.run_id, &gone)
+                .await?;
+        }
+        counts.removed += self
+            .store()
+            .remove_missing(table, &self.account.id, &self.run_id)
+            .await?;
+        self.report("removals", counts, None);
+        Ok(())
+    }
+}
+
+/// Errors that stop a run: every further call would fail the same way.
+fn is_fatal(e: &CallError) -> bool {
+    matches!(
+        e,
+        CallError::Connector(
+            ConnectorError::Unauthorized(_)
+                | ConnectorError::Forbidden(_)
+                | ConnectorError::InvalidConfig(_)
+                | ConnectorError::ConnectionFailed(_)
+                | ConnectorError::TlsFailure(_)
+        )
+    )
+}
+
+/// When an account with `interval_secs` next syncs: one interval from now,
+/// jittered by up to 10% so that accounts added together spread out.
+pub fn next_sync_at(interval_secs: i64) -> String {
+    let interval = interval_secs.max(60) as f64;
+    let jitter = rand::random_range(-0.1..0.1) * interval;
+    let secs = (interval + jitter) as i64;
+    stamp(time::OffsetDateTime::now_utc() + time::Duration::seconds(secs))
+}
+
+/// This process's lease name: `host:pid:random`.
+fn holder_id() -> String {
+    format!(
+        "{}:{}:{:08x}",
+        hostname(),
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Whether a lease holder is a process on this host that no longer runs
+/// (killed mid-sync): then its lease need not be waited out.
+fn holder_is_dead(holder: &str) -> bool {
+    let mut parts = holder.split(':');
+    let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    if host != hostname() || !cfg!(target_os = "linux") {
+        return false;
+    }
+    match pid.parse::<u32>() {
+        Ok(pid) if pid == std::process::id() => false,
+        Ok(pid) => !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        Err(_) => false,
+    }
+}
+
+/// Whether a stored timestamp is in the past.
+pub fn is_due(at: &str) -> bool {
+    at <= now().as_str()
+}

@@ -1,0 +1,172 @@
+//! Turning connector records into what the store keeps: normalized JSON,
+//! a device's summary merged with its last detail read, content hashes, and
+//! the columns copied out for filtering.
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::contract::Entity;
+use crate::model;
+use crate::store::records::Table;
+
+/// Summary fields whose change alone does not warrant a new detail read.
+const VOLATILE: &[&str] = &["last_check_in_at", "completeness", "web_url"];
+
+/// A record from a connector, split for storage.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// The vendor's id.
+    pub remote_id: String,
+    /// Normalized fields (no `remote_data`).
+    pub fields: Map<String, Value>,
+    /// The vendor's JSON text.
+    pub remote_data: String,
+}
+
+impl Incoming {
+    /// Splits a connector's entity.
+    pub fn new(e: &Entity) -> Self {
+        let (_, fields, remote_data) = model::record_parts(e);
+        let remote_id = fields
+            .get("remote_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        Self {
+            remote_id,
+            fields,
+            remote_data,
+        }
+    }
+}
+
+/// `summary` with every field it lacks (null, empty list or object) taken
+/// from `detail`: a list page never erases what only a detail read knows.
+pub fn merge(summary: &Map<String, Value>, detail: Option<&Map<String, Value>>) -> Map<String, Value> {
+    let mut out = summary.clone();
+    let Some(detail) = detail else {
+        return out;
+    };
+    for (k, dv) in detail {
+        let missing = match out.get(k) {
+            None | Some(Value::Null) => true,
+            Some(Value::Array(a)) => a.is_empty(),
+            Some(Value::Object(o)) => o.is_empty(),
+            _ => false,
+        };
+        if missing {
+            out.insert(k.clone(), dv.clone());
+        } else if let (Some(Value::Object(sv)), Value::Object(dv)) = (out.get_mut(k), dv) {
+            // `extra` and `assigned_user`: summary keys win, detail adds.
+            for (ik, iv) in dv {
+                if sv.get(ik).is_none_or(Value::is_null) {
+                    sv.insert(ik.clone(), iv.clone());
+                }
+            }
+        }
+    }
+    if detail.contains_key("completeness") {
+        out.insert("completeness".into(), "full".into());
+    }
+    out
+}
+
+/// Hash of a stored record's content.
+pub fn content_hash(record: &str, remote_data: &str) -> String {
+    let d = Sha256::new()
+        .chain_update(record.as_bytes())
+        .chain_update([0])
+        .chain_update(remote_data.as_bytes())
+        .finalize();
+    hex::encode(&d[..16])
+}
+
+/// Hash of the summary fields that matter for a detail re-read.
+pub fn summary_hash(summary: &Map<String, Value>) -> String {
+    let mut h = Sha256::new();
+    for (k, v) in summary {
+        if VOLATILE.contains(&k.as_str()) {
+            continue;
+        }
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(v.to_string().as_bytes());
+        h.update([0]);
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+/// The filter columns of `table` from a normalized record.
+pub fn projections(table: Table, fields: &Map<String, Value>) -> Vec<Option<String>> {
+    let text = |v: Option<&Value>| match v {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Null) | None => None,
+        Some(other) => Some(other.to_string()),
+    };
+    let email = |v: Option<&Value>| text(v).map(|e| e.to_lowercase());
+    table
+        .projections()
+        .iter()
+        .map(|col| match *col {
+            "assigned_user_email" => email(fields.get("assigned_user").and_then(|u| u.get("email"))),
+            "email" => email(fields.get("email")),
+            other => text(fields.get(other)),
+        })
+        .collect()
+}
+
+/// Parses a stored JSON object.
+pub fn parse_object(text: &str) -> Option<Map<String, Value>> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(m)) => Some(m),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_summary_never_erases_detail_fields() {
+        let summary = obj(json!({"name": "Mac", "udid": null, "mac_addresses": [], "completeness": "summary",
+            "extra": {"a": "1"}, "assigned_user": {"email": "x@y", "name": null}}));
+        let detail = obj(json!({"name": "Old", "udid": "U", "mac_addresses": ["m"], "completeness": "full",
+            "extra": {"a": "0", "b": "2"}, "assigned_user": {"email": "x@y", "name": "X"}}));
+        let m = merge(&summary, Some(&detail));
+        assert_eq!(m["name"], "Mac", "the newer summary wins");
+        assert_eq!(m["udid"], "U");
+        assert_eq!(m["mac_addresses"], json!(["m"]));
+        assert_eq!(m["completeness"], "full");
+        assert_eq!(m["extra"], json!({"a": "1", "b": "2"}));
+        assert_eq!(m["assigned_user"]["name"], "X");
+        assert_eq!(merge(&summary, None), summary);
+    }
+
+    #[test]
+    fn check_ins_do_not_change_the_summary_hash() {
+        let a = obj(json!({"name": "Mac", "last_check_in_at": "2024-01-01T00:00:00Z"}));
+        let b = obj(json!({"name": "Mac", "last_check_in_at": "2024-02-01T00:00:00Z"}));
+        let c = obj(json!({"name": "Mac 2", "last_check_in_at": "2024-02-01T00:00:00Z"}));
+        assert_eq!(summary_hash(&a), summary_hash(&b));
+        assert_ne!(summary_hash(&a), summary_hash(&c));
+        assert_ne!(content_hash("{}", "a"), content_hash("{}a", ""));
+    }
+
+    #[test]
+    fn projections_follow_the_table() {
+        let d = obj(json!({"name": "Mac", "serial_number": "S", "device_type": "laptop", "platform": "macos",
+            "assigned_user": {"email": "Dana@X.io"}, "memory_bytes": 1}));
+        let p = projections(Table::Devices, &d);
+        assert_eq!(p[0].as_deref(), Some("Mac"));
+        assert_eq!(p[5].as_deref(), Some("dana@x.io"));
+        assert_eq!(p[6], None);
+        let u = projections(Table::Users, &obj(json!({"email": "A@B.c", "name": "A"})));
+        assert_eq!(u, [Some("a@b.c".into()), Some("A".into())]);
+    }
+}
