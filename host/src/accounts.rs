@@ -47,17 +47,57 @@ impl AccountError {
     pub fn from_check(e: CallError) -> Self {
         let (class, message, hint) = match &e {
             CallError::Connector(c) => match c {
-                ConnectorError::Unauthorized(m) => ("Unauthorized", m.clone(), "the credentials were refused: check the token or client secret, and that it has not expired"),
-                ConnectorError::Forbidden(m) => ("Forbidden", m.clone(), "the credentials work but lack a permission: grant the API permissions the connector lists in `mdmhub connectors describe`"),
-                ConnectorError::NotFound(m) => ("Not found", m.clone(), "the tenant, subdomain or region looks wrong: check the --config values"),
-                ConnectorError::ConnectionFailed(m) => ("Connection failed", m.clone(), "the vendor could not be reached: check the region or --endpoint, DNS and the network"),
-                ConnectorError::TlsFailure(m) => ("TLS error", m.clone(), "the vendor's certificate was not accepted: check --endpoint and any TLS-intercepting proxy"),
-                ConnectorError::ServerError(s) => ("Server error", format!("HTTP {}: {}", s.status, s.message), "the vendor failed; try again later"),
-                ConnectorError::RateLimited(ms) => ("Rate limited", format!("retry after {} s", ms.div_ceil(1000)), "the vendor's rate limit is exhausted; try again later or lower --rate-limit"),
-                ConnectorError::InvalidConfig(m) => ("Invalid config", m.clone(), "fix the --config or --secret values"),
-                _ => ("Check failed", crate::runtime::describe_connector_error(c), "see the connector's documentation"),
+                ConnectorError::Unauthorized(m) => (
+                    "Unauthorized",
+                    m.clone(),
+                    "the credentials were refused: check the token or client secret, and that it has not expired",
+                ),
+                ConnectorError::Forbidden(m) => (
+                    "Forbidden",
+                    m.clone(),
+                    "the credentials work but lack a permission: grant the API permissions the connector lists in `mdmhub connectors describe`",
+                ),
+                ConnectorError::NotFound(m) => (
+                    "Not found",
+                    m.clone(),
+                    "the tenant, subdomain or region looks wrong: check the --config values",
+                ),
+                ConnectorError::ConnectionFailed(m) => (
+                    "Connection failed",
+                    m.clone(),
+                    "the vendor could not be reached: check the region or --endpoint, DNS and the network",
+                ),
+                ConnectorError::TlsFailure(m) => (
+                    "TLS error",
+                    m.clone(),
+                    "the vendor's certificate was not accepted: check --endpoint and any TLS-intercepting proxy",
+                ),
+                ConnectorError::ServerError(s) => (
+                    "Server error",
+                    format!("HTTP {}: {}", s.status, s.message),
+                    "the vendor failed; try again later",
+                ),
+                ConnectorError::RateLimited(ms) => (
+                    "Rate limited",
+                    format!("retry after {} s", ms.div_ceil(1000)),
+                    "the vendor's rate limit is exhausted; try again later or lower --rate-limit",
+                ),
+                ConnectorError::InvalidConfig(m) => (
+                    "Invalid config",
+                    m.clone(),
+                    "fix the --config or --secret values",
+                ),
+                _ => (
+                    "Check failed",
+                    crate::runtime::describe_connector_error(c),
+                    "see the connector's documentation",
+                ),
             },
-            other => ("Connector failure", other.to_string(), "the connector itself failed; see its logs with RUST_LOG=info"),
+            other => (
+                "Connector failure",
+                other.to_string(),
+                "the connector itself failed; see its logs with RUST_LOG=info",
+            ),
         };
         AccountError::CheckFailed {
             class,
@@ -118,7 +158,9 @@ impl Accounts {
             )));
         }
         if self.store.find_account(name).await?.is_some() {
-            return Err(StoreError::Conflict(format!("an account named `{name}` already exists")).into());
+            return Err(
+                StoreError::Conflict(format!("an account named `{name}` already exists")).into(),
+            );
         }
         let id = new_id("acc");
         self.check(&id, connector, &input).await?;
@@ -197,7 +239,10 @@ impl Accounts {
     }
 
     /// A live session for a stored account.
-    pub fn session(&self, row: &AccountRow) -> Result<(Arc<Connector>, Arc<AccountSession>), AccountError> {
+    pub fn session(
+        &self,
+        row: &AccountRow,
+    ) -> Result<(Arc<Connector>, Arc<AccountSession>), AccountError> {
         let input = self.input_of(row)?;
         let connector = self.connector(&row.connector)?;
         let session = self.session_of(&row.id, &row.connector, &input)?;
@@ -243,7 +288,12 @@ impl Accounts {
             .map_err(|e| AccountError::Config(e.to_string()))
     }
 
-    async fn check(&self, id: &str, connector: &str, input: &AccountInput) -> Result<(), AccountError> {
+    async fn check(
+        &self,
+        id: &str,
+        connector: &str,
+        input: &AccountInput,
+    ) -> Result<(), AccountError> {
         let c = self.connector(connector)?;
         let session = self.session_of(id, connector, input)?;
         c.check(&session).await.map_err(AccountError::from_check)

@@ -168,12 +168,19 @@ mod tests {
         let key = MasterKey::parse(&B64.encode([7u8; 32])).unwrap();
         let sealed = key.seal("acc1", &secrets());
         assert!(!sealed.contains("tok-123"));
-        assert_ne!(sealed, key.seal("acc1", &secrets()), "fresh nonce each time");
+        assert_ne!(
+            sealed,
+            key.seal("acc1", &secrets()),
+            "fresh nonce each time"
+        );
         let opened = key.open("acc1", &sealed).unwrap();
         assert_eq!(opened["api_token"].expose(), "tok-123");
         assert!(matches!(key.open("acc2", &sealed), Err(SecretsError::Open)));
         let other = MasterKey::parse(&B64.encode([8u8; 32])).unwrap();
-        assert!(matches!(other.open("acc1", &sealed), Err(SecretsError::Open)));
+        assert!(matches!(
+            other.open("acc1", &sealed),
+            Err(SecretsError::Open)
+        ));
         assert!(MasterKey::parse("c2hvcnQ=").is_err());
     }
 

@@ -95,9 +95,19 @@ impl AccountsCommand {
                         a.name.clone(),
                         a.connector.clone(),
                         last.as_ref()
-                            .map(|r| format!("{} {}", r.status, r.finished_at.as_deref().unwrap_or(&r.started_at)))
+                            .map(|r| {
+                                format!(
+                                    "{} {}",
+                                    r.status,
+                                    r.finished_at.as_deref().unwrap_or(&r.started_at)
+                                )
+                            })
                             .unwrap_or_else(|| "never synced".into()),
-                        if syncing { "syncing".into() } else { a.next_sync_at.clone() },
+                        if syncing {
+                            "syncing".into()
+                        } else {
+                            a.next_sync_at.clone()
+                        },
                     ]);
                 }
                 if json {

@@ -112,7 +112,11 @@ pub fn interval(s: &str) -> Result<i64, String> {
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
-        other => return Err(format!("interval `{s}`: unknown unit `{other}` (s, m, h or d)")),
+        other => {
+            return Err(format!(
+                "interval `{s}`: unknown unit `{other}` (s, m, h or d)"
+            ));
+        }
     };
     let secs = n * unit;
     if secs < 60 {

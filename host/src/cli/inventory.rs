@@ -198,7 +198,12 @@ impl DevicesCommand {
 
 impl ListCommand {
     /// Runs the subcommand for `kind`.
-    pub async fn run(self, env: &Env, kind: Kind, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        env: &Env,
+        kind: Kind,
+        out: &mut (dyn Write + Send),
+    ) -> anyhow::Result<()> {
         let listing = match kind {
             Kind::Users => Listing::Users,
             Kind::Apps => Listing::Apps,

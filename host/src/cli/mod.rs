@@ -34,7 +34,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "MDMHUB_CONNECTORS_DIR")]
     pub connectors_dir: Option<PathBuf>,
     /// Database URL: `sqlite://PATH` or `postgres://...` [default: SQLite in the data dir].
-    #[arg(long, global = true, env = "MDMHUB_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "MDMHUB_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// Log output format (logs go to stderr).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -172,6 +177,31 @@ impl Env {
         self.runtime
             .load_all(crate::builtin::BUILTINS, Some(&self.connectors_dir))
             .await
+    }
+}
+
+/// The whole `mdmhub` program: parses the command line, sets up logging,
+/// runs, and reports an error as one line.
+pub async fn main() -> std::process::ExitCode {
+    use clap::Parser as _;
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        // `mdmhub ... | head`: the reader left; that is not an error.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            // One line: the error and its causes.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

@@ -71,7 +71,10 @@ impl SyncArgs {
             (None, false) => bail!("name an account, or pass --all (see `mdmhub accounts list`)"),
         };
         if targets.is_empty() {
-            writeln!(out, "No accounts to sync: add one with `mdmhub accounts add`.")?;
+            writeln!(
+                out,
+                "No accounts to sync: add one with `mdmhub accounts add`."
+            )?;
             return Ok(());
         }
         if let [one] = targets.as_slice() {
@@ -88,7 +91,9 @@ impl SyncArgs {
                 let _permit = limit.acquire_owned().await.expect("never closed");
                 let bar = bars.add(bar());
                 let started = Instant::now();
-                let result = syncer.sync(&account, "manual", Some(progress_fn(&bar))).await;
+                let result = syncer
+                    .sync(&account, "manual", Some(progress_fn(&bar)))
+                    .await;
                 bar.finish_and_clear();
                 (account.name, result, started.elapsed())
             });

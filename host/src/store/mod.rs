@@ -203,9 +203,6 @@ mod tests {
         );
         assert_ne!(record_id("dev", "a", "1"), record_id("dev", "a1", ""));
         assert_eq!(placeholders(2, 3), "$2, $3, $4");
-        assert_eq!(
-            redact("postgres://u:pw@h/db"),
-            "postgres://u:***@h/db"
-        );
+        assert_eq!(redact("postgres://u:pw@h/db"), "postgres://u:***@h/db");
     }
 }

@@ -127,7 +127,8 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let next = if out.len() as i64 > limit {
             out.truncate(limit as usize);
-            out.last().and_then(|r| r.get("id")?.as_str().map(str::to_owned))
+            out.last()
+                .and_then(|r| r.get("id")?.as_str().map(str::to_owned))
         } else {
             None
         };
@@ -241,7 +242,9 @@ fn to_json(listing: Listing, r: &AnyRow) -> Result<Json, StoreError> {
     if listing == Listing::Devices {
         let details = s("detail_remote_data")?;
         let details = match details {
-            Value::String(d) if !d.is_empty() => serde_json::from_str(&d).unwrap_or(Value::String(d)),
+            Value::String(d) if !d.is_empty() => {
+                serde_json::from_str(&d).unwrap_or(Value::String(d))
+            }
             _ => Value::Null,
         };
         put(

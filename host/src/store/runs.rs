@@ -246,11 +246,13 @@ impl Store {
 
     /// A run by id.
     pub async fn run(&self, run_id: &str) -> Result<RunRow, StoreError> {
-        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = $1"))
-            .bind(run_id)
-            .fetch_optional(self.pool())
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("no sync run {run_id}")))?;
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = $1"
+        ))
+        .bind(run_id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no sync run {run_id}")))?;
         run_from_row(&row)
     }
 
@@ -291,15 +293,13 @@ impl Store {
         status: &str,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE sync_runs SET status = $2, error = $3, finished_at = $4 WHERE id = $1",
-        )
-        .bind(run_id)
-        .bind(status)
-        .bind(error)
-        .bind(now())
-        .execute(self.pool())
-        .await?;
+        sqlx::query("UPDATE sync_runs SET status = $2, error = $3, finished_at = $4 WHERE id = $1")
+            .bind(run_id)
+            .bind(status)
+            .bind(error)
+            .bind(now())
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 
@@ -310,11 +310,12 @@ impl Store {
         run_id: &str,
         kind: &str,
     ) -> Result<Option<(Option<String>, bool)>, StoreError> {
-        let row = sqlx::query("SELECT cursor, complete FROM checkpoints WHERE run_id = $1 AND kind = $2")
-            .bind(run_id)
-            .bind(kind)
-            .fetch_optional(self.pool())
-            .await?;
+        let row =
+            sqlx::query("SELECT cursor, complete FROM checkpoints WHERE run_id = $1 AND kind = $2")
+                .bind(run_id)
+                .bind(kind)
+                .fetch_optional(self.pool())
+                .await?;
         row.map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)? == 1)))
             .transpose()
     }

@@ -152,7 +152,11 @@ impl Syncer {
 
     async fn acquire(&self, account: &AccountRow) -> Result<(), SyncError> {
         let ttl = self.options.lease_ttl;
-        match self.store().try_lease(&account.id, &self.holder, ttl).await? {
+        match self
+            .store()
+            .try_lease(&account.id, &self.holder, ttl)
+            .await?
+        {
             Lease::Acquired => Ok(()),
             Lease::Held { holder, until } => {
                 if holder_is_dead(&holder)
@@ -322,8 +326,11 @@ impl RunCtx<'_> {
             self.walk(kind, table).await?;
             walked.push((kind, table));
         }
-        let devices_get = self.supports(ResourceKind::Devices, ResourceScope::TopLevel) == Some(true);
-        let apps = self.supports(ResourceKind::Apps, ResourceScope::PerDevice).is_some();
+        let devices_get =
+            self.supports(ResourceKind::Devices, ResourceScope::TopLevel) == Some(true);
+        let apps = self
+            .supports(ResourceKind::Apps, ResourceScope::PerDevice)
+            .is_some();
         if devices_get || apps {
             self.store().set_phase(&self.run_id, "details").await?;
             self.details(devices_get, apps).await?;
@@ -399,13 +406,12 @@ impl RunCtx<'_> {
             by_id.insert(rec.remote_id.clone(), rec);
         }
         let ids: Vec<&str> = order.iter().map(String::as_str).collect();
-        let existing = self
-            .store()
-            .existing(table, &self.account.id, &ids)
-            .await?;
+        let existing = self.store().existing(table, &self.account.id, &ids).await?;
         let details_possible = table == Table::Devices
             && (self.supports(ResourceKind::Devices, ResourceScope::TopLevel) == Some(true)
-                || self.supports(ResourceKind::Apps, ResourceScope::PerDevice).is_some());
+                || self
+                    .supports(ResourceKind::Apps, ResourceScope::PerDevice)
+                    .is_some());
         let mut counts = RunCounts {
             pages: checkpoint.is_some() as i64,
             errors: errors.len() as i64,
@@ -416,9 +422,7 @@ impl RunCtx<'_> {
         for remote_id in order {
             let rec = by_id.remove(&remote_id).expect("collected above");
             let old = existing.get(&remote_id);
-            let detail = old
-                .and_then(|o| o.detail.as_deref())
-                .and_then(parse_object);
+            let detail = old.and_then(|o| o.detail.as_deref()).and_then(parse_object);
             let merged = merge(&rec.fields, detail.as_ref());
             let record = serde_json::to_string(&merged).expect("JSON serializes");
             let hash = content_hash(&record, &rec.remote_data);

@@ -42,7 +42,10 @@ impl Incoming {
 
 /// `summary` with every field it lacks (null, empty list or object) taken
 /// from `detail`: a list page never erases what only a detail read knows.
-pub fn merge(summary: &Map<String, Value>, detail: Option<&Map<String, Value>>) -> Map<String, Value> {
+pub fn merge(
+    summary: &Map<String, Value>,
+    detail: Option<&Map<String, Value>>,
+) -> Map<String, Value> {
     let mut out = summary.clone();
     let Some(detail) = detail else {
         return out;
@@ -108,7 +111,9 @@ pub fn projections(table: Table, fields: &Map<String, Value>) -> Vec<Option<Stri
         .projections()
         .iter()
         .map(|col| match *col {
-            "assigned_user_email" => email(fields.get("assigned_user").and_then(|u| u.get("email"))),
+            "assigned_user_email" => {
+                email(fields.get("assigned_user").and_then(|u| u.get("email")))
+            }
             "email" => email(fields.get("email")),
             other => text(fields.get(other)),
         })
@@ -134,10 +139,14 @@ mod tests {
 
     #[test]
     fn a_summary_never_erases_detail_fields() {
-        let summary = obj(json!({"name": "Mac", "udid": null, "mac_addresses": [], "completeness": "summary",
-            "extra": {"a": "1"}, "assigned_user": {"email": "x@y", "name": null}}));
-        let detail = obj(json!({"name": "Old", "udid": "U", "mac_addresses": ["m"], "completeness": "full",
-            "extra": {"a": "0", "b": "2"}, "assigned_user": {"email": "x@y", "name": "X"}}));
+        let summary = obj(
+            json!({"name": "Mac", "udid": null, "mac_addresses": [], "completeness": "summary",
+            "extra": {"a": "1"}, "assigned_user": {"email": "x@y", "name": null}}),
+        );
+        let detail = obj(
+            json!({"name": "Old", "udid": "U", "mac_addresses": ["m"], "completeness": "full",
+            "extra": {"a": "0", "b": "2"}, "assigned_user": {"email": "x@y", "name": "X"}}),
+        );
         let m = merge(&summary, Some(&detail));
         assert_eq!(m["name"], "Mac", "the newer summary wins");
         assert_eq!(m["udid"], "U");
@@ -160,8 +169,10 @@ mod tests {
 
     #[test]
     fn projections_follow_the_table() {
-        let d = obj(json!({"name": "Mac", "serial_number": "S", "device_type": "laptop", "platform": "macos",
-            "assigned_user": {"email": "Dana@X.io"}, "memory_bytes": 1}));
+        let d = obj(
+            json!({"name": "Mac", "serial_number": "S", "device_type": "laptop", "platform": "macos",
+            "assigned_user": {"email": "Dana@X.io"}, "memory_bytes": 1}),
+        );
         let p = projections(Table::Devices, &d);
         assert_eq!(p[0].as_deref(), Some("Mac"));
         assert_eq!(p[5].as_deref(), Some("dana@x.io"));

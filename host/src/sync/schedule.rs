@@ -63,9 +63,13 @@ pub async fn run_forever(
             Ok(done) => {
                 for s in done {
                     match s.result {
-                        Ok(run) => tracing::info!(account = %s.account, created = run.counts.created, updated = run.counts.updated, removed = run.counts.removed, errors = run.counts.errors, "scheduled sync finished"),
+                        Ok(run) => {
+                            tracing::info!(account = %s.account, created = run.counts.created, updated = run.counts.updated, removed = run.counts.removed, errors = run.counts.errors, "scheduled sync finished")
+                        }
                         Err(SyncError::AlreadyRunning { .. }) => {}
-                        Err(e) => tracing::warn!(account = %s.account, error = %e, "scheduled sync failed"),
+                        Err(e) => {
+                            tracing::warn!(account = %s.account, error = %e, "scheduled sync failed")
+                        }
                     }
                 }
             }

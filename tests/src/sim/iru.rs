@@ -163,6 +163,16 @@ impl IruSim {
         true
     }
 
+    /// Changes a device as the vendor would see it change; false if unknown.
+    pub fn update_device(&self, id: &str, change: impl FnOnce(&mut Machine)) -> bool {
+        let mut d = self.devices.write().unwrap();
+        let Some(i) = d.by_id.get(id).copied() else {
+            return false;
+        };
+        change(&mut d.fleet.machines[i]);
+        true
+    }
+
     /// The router: the API behind auth, budget and faults, plus `/_sim/*`.
     pub fn router(self: &Arc<Self>) -> Router {
         let api = Router::new()

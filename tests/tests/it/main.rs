@@ -2,6 +2,7 @@
 
 mod example;
 mod http_rules;
+mod inventory;
 mod iru;
 mod loading;
 mod sandbox;

@@ -1,0 +1,560 @@
+//! Accounts, the store and the sync engine end to end against the Iru
+//! simulator. Every test runs on SQLite and, when `MDMHUB_TEST_POSTGRES_URL`
+//! names a server (as `scripts/test` arranges), on PostgreSQL too.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::process::Command;
+
+use mdmhub::account::Secret;
+use mdmhub::accounts::{AccountError, AccountInput, Accounts};
+use mdmhub::runtime::Registry;
+use mdmhub::secrets::MasterKey;
+use mdmhub::store::Store;
+use mdmhub::store::accounts::AccountRow;
+use mdmhub::store::query::{Filter, Listing};
+use mdmhub::store::runs::RunRow;
+use mdmhub::sync::{SyncError, SyncOptions, Syncer, schedule};
+use mdmhub_tests::sim::control::Faults;
+use mdmhub_tests::sim::iru::{IruOptions, IruSim};
+use mdmhub_tests::sim::server::Running;
+use sqlx::Executor;
+
+use crate::support;
+
+/// A fixed master key for tests (base64 of 32 bytes).
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+/// A token distinctive enough to search files and logs for.
+const TOKEN: &str = "tok-Zq8xS3cr3t-4471";
+
+/// Where a test's data lives: a temp dir, and a database URL in it or on
+/// the PostgreSQL test server.
+struct Place {
+    dir: PathBuf,
+    url: String,
+}
+
+/// Fresh places for one test: SQLite always, PostgreSQL when configured.
+async fn places(test: &str) -> Vec<Place> {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("inventory")
+        .join(format!("{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let sqlite_dir = base.join("sqlite");
+    std::fs::create_dir_all(&sqlite_dir).unwrap();
+    let mut out = vec![Place {
+        url: mdmhub::store::sqlite_url(&sqlite_dir.join("mdmhub.db")),
+        dir: sqlite_dir,
+    }];
+    if let Ok(admin) = std::env::var("MDMHUB_TEST_POSTGRES_URL") {
+        sqlx::any::install_default_drivers();
+        let db = format!("t_{}_{:08x}", test, rand_suffix());
+        let pool = sqlx::AnyPool::connect(&admin).await.unwrap();
+        pool.execute(format!("CREATE DATABASE {db}").as_str())
+            .await
+            .unwrap();
+        pool.close().await;
+        let (prefix, _) = admin.rsplit_once('/').unwrap();
+        let dir = base.join("postgres");
+        std::fs::create_dir_all(&dir).unwrap();
+        out.push(Place {
+            url: format!("{prefix}/{db}"),
+            dir,
+        });
+    }
+    out
+}
+
+fn rand_suffix() -> u32 {
+    (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos())
+        ^ std::process::id()
+}
+
+/// A simulator and the account operations over one place.
+struct Inv {
+    sim: Arc<IruSim>,
+    srv: Running,
+    accounts: Accounts,
+}
+
+async fn inventory(place: &Place, devices: usize, faults: Faults) -> Inv {
+    let (sim, srv) = IruSim::spawn(
+        IruOptions {
+            devices,
+            faults,
+            token: TOKEN.into(),
+            ..IruOptions::default()
+        },
+        0,
+    )
+    .await
+    .unwrap();
+    let rt = support::runtime();
+    let iru = support::iru(&rt).await;
+    let registry = Registry {
+        connectors: [("iru".to_string(), iru)].into(),
+        rejected: vec![],
+    };
+    let accounts = Accounts {
+        store: Store::open(&place.url).await.unwrap(),
+        runtime: rt,
+        registry: Arc::new(registry),
+        key: Arc::new(MasterKey::parse(KEY).unwrap()),
+    };
+    Inv { sim, srv, accounts }
+}
+
+fn input(base_url: &str, token: &str) -> AccountInput {
+    AccountInput {
+        config: [("subdomain", "acme"), ("region", "us")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into(),
+        secrets: [("api_token".to_string(), Secret::new(token))].into(),
+        endpoints: vec![base_url.to_string()],
+        rate_limit: None,
+        interval_secs: None,
+    }
+}
+
+impl Inv {
+    async fn add(&self, name: &str) -> AccountRow {
+        self.accounts
+            .add(name, "iru", input(&self.srv.base_url, TOKEN))
+            .await
+            .unwrap()
+    }
+
+    fn syncer(&self) -> Syncer {
+        Syncer::new(
+            self.accounts.clone(),
+            SyncOptions {
+                lease_ttl: Duration::from_secs(5),
+                ..SyncOptions::default()
+            },
+        )
+    }
+
+    async fn sync(&self, account: &AccountRow) -> RunRow {
+        self.syncer().sync(account, "manual", None).await.unwrap()
+    }
+
+    async fn devices(&self, account: &AccountRow, status: &str) -> i64 {
+        self.accounts
+            .store
+            .count(Listing::Devices, &account.id, Some(status))
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn resync_is_unchanged_check_ins_skip_details_and_deletions_are_removed() {
+    for place in places("resync").await {
+        let inv = inventory(&place, 120, Faults::default()).await;
+        let acme = inv.add("acme").await;
+        let first = inv.sync(&acme).await;
+        assert_eq!(first.status, "succeeded");
+        assert_eq!(inv.devices(&acme, "active").await, 120);
+        assert_eq!(
+            first.counts.details, 120,
+            "every new device is read in full"
+        );
+        assert!(first.counts.created > 120, "devices, users and blueprints");
+        let total = first.counts.created;
+
+        let again = inv.sync(&acme).await;
+        assert_eq!(
+            (
+                again.counts.created,
+                again.counts.updated,
+                again.counts.unchanged
+            ),
+            (0, 0, total),
+            "{}",
+            place.url
+        );
+        assert_eq!(again.counts.details, 0);
+
+        // A check-in alone updates the record but needs no detail read; a
+        // rename does.
+        let ids = inv.sim.device_ids();
+        inv.sim.update_device(&ids[0], |m| {
+            m.last_check_in = m.last_check_in.map(|t| t + 60)
+        });
+        let checked_in = inv.sync(&acme).await;
+        assert_eq!(
+            (checked_in.counts.updated, checked_in.counts.details),
+            (1, 0)
+        );
+        inv.sim
+            .update_device(&ids[1], |m| m.name = "Renamed Mac".into());
+        let renamed = inv.sync(&acme).await;
+        assert_eq!((renamed.counts.updated, renamed.counts.details), (1, 1));
+        let shown = inv.accounts.store.device(&ids[1]).await.unwrap().unwrap();
+        assert_eq!(shown["name"], "Renamed Mac");
+        assert!(
+            shown["udid"].is_string(),
+            "a list page keeps the detail fields"
+        );
+
+        for id in &ids[10..13] {
+            assert!(inv.sim.delete_device(id));
+        }
+        let after = inv.sync(&acme).await;
+        assert_eq!(after.counts.removed, 3, "confirmed by a get answering 404");
+        assert_eq!(inv.devices(&acme, "active").await, 117);
+        let gone = inv.accounts.store.device(&ids[10]).await.unwrap().unwrap();
+        assert_eq!(gone["status"], "removed");
+        assert!(gone["removed_at"].is_string());
+
+        // Users link by email; devices show their organization.
+        let (linked, _) = inv
+            .accounts
+            .store
+            .list(
+                Listing::Devices,
+                &Filter {
+                    limit: 500,
+                    ..Filter::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(linked.iter().any(|d| d["user_id"].is_string()));
+        assert!(linked.iter().all(|d| d["organization_id"].is_string()));
+        let apps_of = |device: Option<String>| {
+            let store = inv.accounts.store.clone();
+            async move {
+                let filter = Filter {
+                    device,
+                    limit: 500,
+                    ..Filter::default()
+                };
+                store.list(Listing::Apps, &filter).await.unwrap().0
+            }
+        };
+        let any = apps_of(None).await;
+        assert!(!any.is_empty(), "apps are read with details");
+        let device = any[0]["device_id"].as_str().unwrap().to_owned();
+        let apps = apps_of(Some(device.clone())).await;
+        assert!(apps.iter().all(|a| a["device_id"] == device.as_str()));
+        assert!(!apps.is_empty(), "apps are read with details");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_run_removes_nothing() {
+    for place in places("failed").await {
+        let inv = inventory(&place, 400, Faults::default()).await;
+        let acme = inv.add("acme").await;
+        inv.sync(&acme).await;
+        let ids = inv.sim.device_ids();
+        for id in &ids[..3] {
+            inv.sim.delete_device(id);
+        }
+        // The second devices page comes back broken: the walk fails halfway.
+        inv.sim.control().set_faults(Faults {
+            malformed_page: Some(300),
+            ..Faults::default()
+        });
+        let err = inv.syncer().sync(&acme, "manual", None).await.unwrap_err();
+        assert!(matches!(err, SyncError::Walk { .. }), "{err}");
+        assert_eq!(inv.devices(&acme, "active").await, 400, "nothing removed");
+        let runs = inv.accounts.store.runs(&acme.id, 1).await.unwrap();
+        assert_eq!(runs[0].status, "failed");
+        assert!(runs[0].error.as_deref().unwrap().contains("devices"));
+
+        inv.sim.control().set_faults(Faults::default());
+        let ok = inv.sync(&acme).await;
+        assert_eq!(ok.counts.removed, 3);
+        assert_eq!(inv.devices(&acme, "active").await, 397);
+    }
+}
+
+#[tokio::test]
+async fn a_device_deleted_mid_walk_never_makes_a_live_one_look_removed() {
+    for place in places("midwalk").await {
+        let inv = inventory(&place, 700, Faults::default()).await;
+        let acme = inv.add("acme").await;
+        inv.sync(&acme).await;
+        // When page 2 is requested, the first device goes: every later
+        // device shifts one place and the walk skips one live device.
+        inv.sim.control().set_faults(Faults {
+            delete_during_walk_at: Some(300),
+            ..Faults::default()
+        });
+        let run = inv.sync(&acme).await;
+        // The deleted device was seen on page 1 before it went; the live
+        // device the walk skipped is confirmed alive by `get`.
+        assert_eq!(run.counts.removed, 0, "no live device removed");
+        assert_eq!(inv.devices(&acme, "active").await, 700);
+        let next = inv.sync(&acme).await;
+        assert_eq!(next.counts.removed, 1, "only the deleted device");
+        assert_eq!(inv.devices(&acme, "active").await, 699);
+        let live: std::collections::HashSet<_> = inv.sim.device_ids().into_iter().collect();
+        let (removed, _) = inv
+            .accounts
+            .store
+            .list(
+                Listing::Devices,
+                &Filter {
+                    status: Some("removed".into()),
+                    limit: 10,
+                    ..Filter::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(removed.len(), 1);
+        assert!(!live.contains(removed[0]["remote_id"].as_str().unwrap()));
+    }
+}
+
+/// The `mdmhub` program as a separate process over `place`.
+fn mdmhub(place: &Place) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mdmhub-it"));
+    cmd.arg("--data-dir")
+        .arg(&place.dir)
+        .arg("--database-url")
+        .arg(&place.url)
+        .env("MDMHUB_MASTER_KEY", KEY)
+        .stdin(Stdio::null());
+    cmd
+}
+
+#[tokio::test]
+async fn a_sync_killed_mid_run_resumes_with_every_device_once() {
+    for place in places("killed").await {
+        let inv = inventory(
+            &place,
+            1500,
+            Faults {
+                slow_ms: 5,
+                ..Faults::default()
+            },
+        )
+        .await;
+        let acme = inv.add("acme").await;
+        let mut child = mdmhub(&place)
+            .args(["sync", "acme"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        // Kill it (SIGKILL) once some pages and details are stored.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let stored = inv.devices(&acme, "active").await;
+            if stored >= 600 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the child stored nothing");
+            assert!(child.try_wait().unwrap().is_none(), "the child ended early");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        child.kill().await.unwrap();
+        let interrupted = inv
+            .accounts
+            .store
+            .unfinished_run(&acme.id)
+            .await
+            .unwrap()
+            .expect("the killed run is still marked running");
+
+        let run = inv.sync(&acme).await;
+        assert_eq!(run.id, interrupted.id, "the same run resumed");
+        assert_eq!(run.status, "succeeded");
+        assert_eq!(inv.devices(&acme, "active").await, 1500);
+        assert_eq!(inv.devices(&acme, "removed").await, 0, "no false removal");
+        assert_eq!(run.counts.removed, 0);
+        let store = &inv.accounts.store;
+        let users = store.count(Listing::Users, &acme.id, None).await.unwrap();
+        let orgs = store
+            .count(Listing::Organizations, &acme.id, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            run.counts.created,
+            1500 + users + orgs,
+            "every record counted once across the kill"
+        );
+        let again = inv.sync(&acme).await;
+        assert_eq!((again.counts.created, again.counts.removed), (0, 0));
+    }
+}
+
+#[tokio::test]
+async fn bad_credentials_are_refused_with_their_class_and_nothing_is_saved() {
+    for place in places("badcreds").await {
+        let inv = inventory(&place, 10, Faults::default()).await;
+        let cases = [
+            (input(&inv.srv.base_url, "wrong"), "Unauthorized"),
+            (input(&inv.srv.base_url, "limited-token"), "Forbidden"),
+            (input("http://127.0.0.1:9", TOKEN), "Connection failed"),
+        ];
+        for (inp, class) in cases {
+            match inv.accounts.add("acme", "iru", inp).await {
+                Err(AccountError::CheckFailed {
+                    class: got, hint, ..
+                }) => {
+                    assert_eq!(got, class);
+                    assert!(!hint.is_empty());
+                }
+                other => panic!("expected {class}, got {other:?}"),
+            }
+        }
+        assert!(inv.accounts.store.accounts().await.unwrap().is_empty());
+        let unknown = inv
+            .accounts
+            .add("x", "nope", input("http://x", TOKEN))
+            .await;
+        assert!(matches!(unknown, Err(AccountError::UnknownConnector(_))));
+    }
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_database_files_or_the_logs() {
+    for place in places("secrets").await {
+        let inv = inventory(&place, 50, Faults::default()).await;
+        let add = mdmhub(&place)
+            .args(["accounts", "add", "--connector", "iru", "--name", "acme"])
+            .args(["--config", "subdomain=acme", "--config", "region=us"])
+            .args(["--secret", "api_token=env:IRU_TOKEN", "--endpoint"])
+            .arg(&inv.srv.base_url)
+            .env("IRU_TOKEN", TOKEN)
+            .env(
+                "RUST_LOG",
+                "debug,cranelift_codegen=info,wasmtime_internal_cranelift=info,wasmtime=info",
+            )
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            add.status.success(),
+            "{}",
+            String::from_utf8_lossy(&add.stderr)
+        );
+        let sync = mdmhub(&place)
+            .args(["sync", "acme"])
+            .env(
+                "RUST_LOG",
+                "debug,cranelift_codegen=info,wasmtime_internal_cranelift=info,wasmtime=info",
+            )
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            sync.status.success(),
+            "{}",
+            String::from_utf8_lossy(&sync.stderr)
+        );
+        let list = mdmhub(&place)
+            .args(["accounts", "list", "--json"])
+            .output()
+            .await
+            .unwrap();
+        assert!(String::from_utf8_lossy(&list.stdout).contains("acme"));
+        let mut searched = vec![
+            add.stdout,
+            add.stderr,
+            sync.stdout,
+            sync.stderr,
+            list.stdout,
+        ];
+        for entry in std::fs::read_dir(&place.dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                searched.push(std::fs::read(&path).unwrap());
+            }
+        }
+        // PostgreSQL keeps its files elsewhere: search every stored text.
+        let store = &inv.accounts.store;
+        let row = store.account("acme").await.unwrap();
+        searched.push(row.sealed_secrets.clone().into_bytes());
+        searched.push(serde_json::to_vec(&row.config).unwrap());
+        for bytes in &searched {
+            assert!(
+                !bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()),
+                "the token leaked ({})",
+                place.url
+            );
+        }
+        assert!(searched.len() >= 6);
+    }
+}
+
+#[tokio::test]
+async fn two_accounts_sync_concurrently_and_one_process_runs_each() {
+    for place in places("concurrent").await {
+        let slow = Faults {
+            slow_ms: 3,
+            ..Faults::default()
+        };
+        let inv = inventory(&place, 300, slow.clone()).await;
+        let (_sim2, srv2) = IruSim::spawn(
+            IruOptions {
+                devices: 200,
+                seed: 2,
+                faults: slow,
+                token: TOKEN.into(),
+                ..IruOptions::default()
+            },
+            0,
+        )
+        .await
+        .unwrap();
+        let a = inv.add("a").await;
+        let b = inv
+            .accounts
+            .add("b", "iru", input(&srv2.base_url, TOKEN))
+            .await
+            .unwrap();
+
+        let done = schedule::run_due(&inv.syncer(), 2).await.unwrap();
+        assert_eq!(done.len(), 2);
+        let runs: BTreeMap<String, RunRow> = done
+            .into_iter()
+            .map(|s| (s.account, s.result.unwrap()))
+            .collect();
+        let (ra, rb) = (&runs["a"], &runs["b"]);
+        assert!(
+            ra.started_at < rb.finished_at.clone().unwrap()
+                && rb.started_at < ra.finished_at.clone().unwrap(),
+            "the runs overlapped"
+        );
+        assert_eq!(inv.devices(&a, "active").await, 300);
+        assert_eq!(inv.devices(&b, "active").await, 200);
+        // Scheduled again only after the interval.
+        assert!(
+            schedule::run_due(&inv.syncer(), 2)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // Two processes (two lease holders) start the same sync at once:
+        // exactly one runs it, the other is told it is running.
+        let (s1, s2) = (inv.syncer(), inv.syncer());
+        let (r1, r2) = tokio::join!(s1.sync(&a, "manual", None), s2.sync(&a, "manual", None));
+        let ok = [&r1, &r2].iter().filter(|r| r.is_ok()).count();
+        let busy = [&r1, &r2]
+            .iter()
+            .filter(|r| matches!(r, Err(SyncError::AlreadyRunning { .. })))
+            .count();
+        assert_eq!((ok, busy), (1, 1), "{r1:?} {r2:?}");
+        let busy_msg = [r1, r2]
+            .into_iter()
+            .find_map(Result::err)
+            .unwrap()
+            .to_string();
+        assert!(busy_msg.contains("already syncing"), "{busy_msg}");
+    }
+}
