@@ -52,11 +52,19 @@ impl std::fmt::Debug for MasterKey {
 
 impl MasterKey {
     /// The key from `MDMHUB_MASTER_KEY`, else from `<data_dir>/master.key`,
-    /// creating that file (mode 0600) with a random key on first use.
-    pub fn load(data_dir: &Path) -> Result<Self, SecretsError> {
+    /// creating that file (mode 0600) with a random key on first use unless
+    /// `shared` (a database several machines use needs one key for all of
+    /// them, so it must come from the environment).
+    pub fn load(data_dir: &Path, shared: bool) -> Result<Self, SecretsError> {
         if let Ok(text) = std::env::var(MASTER_KEY_ENV) {
             return Self::parse(&text)
                 .map_err(|e| SecretsError::BadKey(format!("{MASTER_KEY_ENV}: {e}")));
+        }
+        if shared && !data_dir.join(KEY_FILE).exists() {
+            return Err(SecretsError::BadKey(format!(
+                "with PostgreSQL every replica must use the same master key: set {MASTER_KEY_ENV} \
+                 (e.g. from `openssl rand -base64 32`) on each"
+            )));
         }
         let path = data_dir.join(KEY_FILE);
         let io = |source| SecretsError::KeyFile {
@@ -72,7 +80,9 @@ impl MasterKey {
                 match write_private(&path, &format!("{}\n", B64.encode(key))) {
                     Ok(()) => Ok(Self(key)),
                     // Another process created it first: use theirs.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load(data_dir),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        Self::load(data_dir, shared)
+                    }
                     Err(e) => Err(io(e)),
                 }
             }
@@ -143,16 +153,23 @@ impl MasterKey {
     }
 }
 
-/// Creates `path` with `contents`, readable only by its owner.
+/// Creates `path` with `contents`, readable only by its owner. The file is
+/// written under a temporary name and then linked into place, so a process
+/// starting at the same time never reads a half-written key; if `path`
+/// exists already this fails with `AlreadyExists`.
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
+    let mut file = options.open(&tmp)?;
     file.write_all(contents.as_bytes())?;
-    file.sync_all()
+    file.sync_all()?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    linked
 }
 
 #[cfg(test)]
@@ -192,8 +209,12 @@ mod tests {
         if std::env::var(MASTER_KEY_ENV).is_ok() {
             return;
         }
-        let a = MasterKey::load(&dir).unwrap();
-        let b = MasterKey::load(&dir).unwrap();
+        assert!(
+            MasterKey::load(&dir, true).is_err(),
+            "no key for a shared database"
+        );
+        let a = MasterKey::load(&dir, false).unwrap();
+        let b = MasterKey::load(&dir, true).unwrap();
         let sealed = a.seal("x", &secrets());
         assert!(b.open("x", &sealed).is_ok());
         #[cfg(unix)]

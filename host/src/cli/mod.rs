@@ -163,7 +163,8 @@ impl Env {
     /// The store, connectors and master key that account work needs.
     pub async fn accounts(&self) -> anyhow::Result<Accounts> {
         let store = self.store().await?;
-        let key = MasterKey::load(&self.data_dir).context("loading the master key")?;
+        let shared = store.backend() == crate::store::Backend::Postgres;
+        let key = MasterKey::load(&self.data_dir, shared).context("loading the master key")?;
         Ok(Accounts {
             store,
             runtime: self.runtime.clone(),

@@ -40,6 +40,9 @@ pub enum StoreError {
     /// A name is taken, or a similar conflict.
     #[error("{0}")]
     Conflict(String),
+    /// The run's lease passed to another process; this one must stop.
+    #[error("sync run {0} is now run by another process")]
+    LeaseLost(String),
     /// Stored data is not what this version expects.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
-use super::runs::{self, RunCounts};
+use super::runs::{self, RunCounts, RunRef};
 use super::{Store, StoreError, now, placeholders, record_id};
 
 /// A table of synced records.
@@ -73,6 +73,8 @@ pub struct Existing {
     pub needs_details: bool,
     /// `active` or `removed`.
     pub status: String,
+    /// The last run that saw it.
+    pub last_seen_run: Option<String>,
 }
 
 /// One record to insert or update.
@@ -110,8 +112,8 @@ pub struct PageWrite<'a> {
     pub table: Table,
     /// The account.
     pub account_id: &'a str,
-    /// The run.
-    pub run_id: &'a str,
+    /// The run, and who runs it.
+    pub run: RunRef<'a>,
     /// Resource name for the checkpoint and errors.
     pub kind: &'a str,
     /// New or changed records (`changed`: counts as created or updated).
@@ -146,6 +148,8 @@ pub struct DetailTodo {
     pub content_hash: String,
     /// The run that last created or changed it.
     pub changed_run: Option<String>,
+    /// The last run that listed it.
+    pub last_seen_run: Option<String>,
 }
 
 /// The result of reading one device's details.
@@ -199,7 +203,7 @@ impl Store {
             "NULL AS summary_hash, NULL AS detail, CAST(0 AS BIGINT) AS needs_details"
         };
         let sql = format!(
-            "SELECT remote_id, id, content_hash, status, {device_cols} FROM {} \
+            "SELECT remote_id, id, content_hash, status, last_seen_run, {device_cols} FROM {} \
              WHERE account_id = $1 AND remote_id IN ({})",
             table.name(),
             placeholders(2, remote_ids.len())
@@ -217,6 +221,7 @@ impl Store {
                         id: r.try_get("id")?,
                         content_hash: r.try_get("content_hash")?,
                         status: r.try_get("status")?,
+                        last_seen_run: r.try_get("last_seen_run")?,
                         summary_hash: r.try_get("summary_hash")?,
                         detail: r.try_get("detail")?,
                         needs_details: r.try_get::<i64, _>("needs_details")? == 1,
@@ -278,8 +283,8 @@ impl Store {
                 .bind(&w.content_hash)
                 .bind("active")
                 .bind(0i64)
-                .bind(page.run_id)
-                .bind(page.run_id)
+                .bind(page.run.id)
+                .bind(page.run.id)
                 .bind(&at)
                 .bind(&at)
                 .bind(&at);
@@ -300,7 +305,7 @@ impl Store {
                 placeholders(4, chunk.len())
             );
             let mut q = sqlx::query(&sql)
-                .bind(page.run_id)
+                .bind(page.run.id)
                 .bind(&at)
                 .bind(page.account_id);
             for id in chunk {
@@ -308,12 +313,12 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
         }
-        runs::record_errors(&mut tx, page.run_id, page.kind, &page.errors).await?;
-        runs::add_counts(&mut tx, page.run_id, page.counts).await?;
+        runs::record_errors(&mut tx, page.run.id, page.kind, &page.errors).await?;
+        runs::add_counts(&mut tx, &page.run, page.counts).await?;
         if page.checkpoint {
             runs::set_checkpoint(
                 &mut tx,
-                page.run_id,
+                page.run.id,
                 page.kind,
                 page.next_cursor.as_deref(),
                 page.complete,
@@ -334,7 +339,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<DetailTodo>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, remote_id, summary, remote_data, content_hash, changed_run FROM devices \
+            "SELECT id, remote_id, summary, remote_data, content_hash, changed_run, last_seen_run FROM devices \
              WHERE account_id = $1 AND status = 'active' AND id > $2 \
              AND (needs_details = 1 OR details_at IS NULL OR details_at < $3) \
              ORDER BY id LIMIT $4",
@@ -354,6 +359,7 @@ impl Store {
                     remote_data: r.try_get("remote_data")?,
                     content_hash: r.try_get("content_hash")?,
                     changed_run: r.try_get("changed_run")?,
+                    last_seen_run: r.try_get("last_seen_run")?,
                 })
             })
             .collect()
@@ -363,7 +369,7 @@ impl Store {
     pub async fn write_details(
         &self,
         account_id: &str,
-        run_id: &str,
+        run: &RunRef<'_>,
         writes: &[DetailWrite],
         counts: RunCounts,
     ) -> Result<(), StoreError> {
@@ -402,14 +408,14 @@ impl Store {
                 .bind(&w.content_hash)
                 .bind(&at)
                 .bind(w.counts_as_update as i64)
-                .bind(run_id)
+                .bind(run.id)
                 .execute(&mut *tx)
                 .await?;
             if let Some(apps) = &w.apps {
                 replace_apps(&mut tx, account_id, &w.id, apps, &at).await?;
             }
         }
-        runs::add_counts(&mut tx, run_id, counts).await?;
+        runs::add_counts(&mut tx, run, counts).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -417,14 +423,14 @@ impl Store {
     /// Records a failed detail read's error without losing its pending flag.
     pub async fn record_detail_errors(
         &self,
-        run_id: &str,
+        run: &RunRef<'_>,
         errors: &[(Option<String>, String)],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        runs::record_errors(&mut tx, run_id, "details", errors).await?;
+        runs::record_errors(&mut tx, run.id, "details", errors).await?;
         runs::add_counts(
             &mut tx,
-            run_id,
+            run,
             RunCounts {
                 errors: errors.len() as i64,
                 ..RunCounts::default()
@@ -462,7 +468,7 @@ impl Store {
     pub async fn mark_removed(
         &self,
         table: Table,
-        run_id: &str,
+        run: &RunRef<'_>,
         ids: &[String],
     ) -> Result<i64, StoreError> {
         let at = now();
@@ -475,7 +481,7 @@ impl Store {
                 table.name(),
                 placeholders(3, chunk.len())
             );
-            let mut q = sqlx::query(&sql).bind(&at).bind(run_id);
+            let mut q = sqlx::query(&sql).bind(&at).bind(run.id);
             for id in chunk {
                 q = q.bind(id);
             }
@@ -483,7 +489,7 @@ impl Store {
         }
         runs::add_counts(
             &mut tx,
-            run_id,
+            run,
             RunCounts {
                 removed,
                 ..RunCounts::default()
@@ -502,7 +508,7 @@ impl Store {
         &self,
         table: Table,
         account_id: &str,
-        run_id: &str,
+        run: &RunRef<'_>,
     ) -> Result<i64, StoreError> {
         let at = now();
         let t = table.name();
@@ -512,7 +518,7 @@ impl Store {
              AND status = 'active' AND (last_seen_run IS NULL OR last_seen_run <> $2)"
         ))
         .bind(account_id)
-        .bind(run_id)
+        .bind(run.id)
         .execute(&mut *tx)
         .await?;
         let removed = sqlx::query(&format!(
@@ -520,20 +526,22 @@ impl Store {
              WHERE account_id = $1 AND status = 'active' AND missed_passes >= 2"
         ))
         .bind(account_id)
-        .bind(run_id)
+        .bind(run.id)
         .bind(&at)
         .execute(&mut *tx)
         .await?
         .rows_affected() as i64;
         runs::add_counts(
             &mut tx,
-            run_id,
+            run,
             RunCounts {
                 removed,
                 ..RunCounts::default()
             },
         )
         .await?;
+        // Once per run: a resumed run must not count a second missed pass.
+        runs::set_checkpoint(&mut tx, run.id, &removals_step(table), None, true).await?;
         tx.commit().await?;
         Ok(removed)
     }
@@ -566,6 +574,11 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// The checkpoint name marking a run's removals of `table` as done.
+pub fn removals_step(table: Table) -> String {
+    format!("removals:{}", table.name())
 }
 
 /// Replaces a device's stored apps with `apps`.

@@ -68,6 +68,15 @@ pub struct RunRow {
     pub error: Option<String>,
 }
 
+/// A run as written by the process holding it.
+#[derive(Debug, Clone, Copy)]
+pub struct RunRef<'a> {
+    /// Run id.
+    pub id: &'a str,
+    /// The lease holder running it.
+    pub holder: &'a str,
+}
+
 /// The outcome of asking for an account's lease.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lease {
@@ -279,27 +288,50 @@ impl Store {
     }
 
     /// Adds to a run's counts outside a page transaction.
-    pub async fn add_counts(&self, run_id: &str, c: RunCounts) -> Result<(), StoreError> {
+    pub async fn add_counts(&self, run: &RunRef<'_>, c: RunCounts) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        add_counts(&mut tx, run_id, c).await?;
+        add_counts(&mut tx, run, c).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Ends a run as `succeeded` or `failed`.
+    /// Ends a run as `succeeded` or `failed`, if `run.holder` still runs it.
     pub async fn finish_run(
         &self,
-        run_id: &str,
+        run: &RunRef<'_>,
         status: &str,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sync_runs SET status = $2, error = $3, finished_at = $4 WHERE id = $1")
-            .bind(run_id)
-            .bind(status)
-            .bind(error)
-            .bind(now())
-            .execute(self.pool())
-            .await?;
+        let n = sqlx::query(
+            "UPDATE sync_runs SET status = $2, error = $3, finished_at = $4 \
+             WHERE id = $1 AND holder = $5 AND status = 'running'",
+        )
+        .bind(run.id)
+        .bind(status)
+        .bind(error)
+        .bind(now())
+        .bind(run.holder)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        if n != 1 {
+            return Err(StoreError::LeaseLost(run.id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Closes runs of the account left `running` by processes that died,
+    /// other than `keep` (the one being resumed).
+    pub async fn close_stale_runs(&self, account_id: &str, keep: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE sync_runs SET status = 'failed', error = 'interrupted; superseded by a later run', \
+             finished_at = $3 WHERE account_id = $1 AND status = 'running' AND id <> $2",
+        )
+        .bind(account_id)
+        .bind(keep)
+        .bind(now())
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
@@ -339,18 +371,21 @@ impl Store {
     }
 }
 
-/// Adds `c` to a run's counts inside `tx`.
+/// Adds `c` to a run's counts inside `tx`, provided `holder` still runs
+/// it: every write of a run goes through here, so a process that lost its
+/// lease (and whose run another process adopted) has its writes rolled back.
 pub(crate) async fn add_counts(
     tx: &mut Transaction<'_, Any>,
-    run_id: &str,
+    run: &RunRef<'_>,
     c: RunCounts,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    let n = sqlx::query(
         "UPDATE sync_runs SET pages = pages + $2, created = created + $3, updated = updated + $4, \
          unchanged = unchanged + $5, removed = removed + $6, errors = errors + $7, \
-         details = details + $8, rate_limit_waits = rate_limit_waits + $9 WHERE id = $1",
+         details = details + $8, rate_limit_waits = rate_limit_waits + $9 \
+         WHERE id = $1 AND holder = $10 AND status = 'running'",
     )
-    .bind(run_id)
+    .bind(run.id)
     .bind(c.pages)
     .bind(c.created)
     .bind(c.updated)
@@ -359,8 +394,13 @@ pub(crate) async fn add_counts(
     .bind(c.errors)
     .bind(c.details)
     .bind(c.rate_limit_waits)
+    .bind(run.holder)
     .execute(&mut **tx)
-    .await?;
+    .await?
+    .rows_affected();
+    if n != 1 {
+        return Err(StoreError::LeaseLost(run.id.to_owned()));
+    }
     Ok(())
 }
 

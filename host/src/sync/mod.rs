@@ -10,7 +10,7 @@ pub mod schedule;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
@@ -24,8 +24,9 @@ use crate::runtime::{CallError, Connector};
 use crate::store::accounts::AccountRow;
 use crate::store::records::{
     AppWrite, DetailTodo, DetailWrite, DeviceSummaryWrite, PageWrite, RowWrite, Table,
+    removals_step,
 };
-use crate::store::runs::{Lease, RunCounts, RunRow};
+use crate::store::runs::{Lease, RunCounts, RunRef, RunRow};
 use crate::store::{Store, StoreError, now, stamp};
 use record::{Incoming, content_hash, merge, parse_object, projections, summary_hash};
 
@@ -86,6 +87,10 @@ pub enum SyncError {
     /// A call failed in a way that stops the run (credentials, network).
     #[error("{0}")]
     Fatal(String),
+    /// A scheduled run found the account no longer due (another process
+    /// just synced it).
+    #[error("account `{0}` is not due; another process synced it")]
+    NotDue(String),
     /// Another holder took the lease (this process stalled past its TTL).
     #[error("lost the sync lease of account `{0}`; another process took over")]
     LeaseLost(String),
@@ -132,37 +137,49 @@ impl Syncer {
     }
 
     /// Syncs `account` now (resuming its interrupted run, if any) and
-    /// returns the finished run.
+    /// returns the finished run. A `schedule` trigger runs only if the
+    /// account is still due once its lease is held (another replica may
+    /// have just synced it).
     pub async fn sync(
         &self,
         account: &AccountRow,
         trigger: &str,
         progress: Option<ProgressFn>,
     ) -> Result<RunRow, SyncError> {
-        self.acquire(account).await?;
+        // One holder per sync, so two tasks of one process exclude each other too.
+        let holder = format!("{}:{:08x}", self.holder, rand::random::<u32>());
+        self.acquire(account, &holder).await?;
         let lost = Arc::new(AtomicBool::new(false));
-        let heartbeat = self.heartbeat(account.id.clone(), lost.clone());
-        let result = self.run(account, trigger, progress, &lost).await;
-        heartbeat.abort();
-        let released = self.store().release_lease(&account.id, &self.holder).await;
-        let run = result?;
-        released?;
-        Ok(run)
+        let _heartbeat =
+            AbortOnDrop(self.heartbeat(account.id.clone(), holder.clone(), lost.clone()));
+        let result = match self.still_due(account, trigger).await {
+            Ok(true) => self.run(account, trigger, &holder, progress, &lost).await,
+            Ok(false) => Err(SyncError::NotDue(account.name.clone())),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = self.store().release_lease(&account.id, &holder).await {
+            tracing::warn!(account = %account.name, error = %e, "releasing the sync lease failed; it expires by itself");
+        }
+        result
     }
 
-    async fn acquire(&self, account: &AccountRow) -> Result<(), SyncError> {
+    async fn still_due(&self, account: &AccountRow, trigger: &str) -> Result<bool, SyncError> {
+        if trigger != "schedule" {
+            return Ok(true);
+        }
+        let fresh = self.store().account(&account.id).await?;
+        Ok(is_due(&fresh.next_sync_at))
+    }
+
+    async fn acquire(&self, account: &AccountRow, new_holder: &str) -> Result<(), SyncError> {
         let ttl = self.options.lease_ttl;
-        match self
-            .store()
-            .try_lease(&account.id, &self.holder, ttl)
-            .await?
-        {
+        match self.store().try_lease(&account.id, new_holder, ttl).await? {
             Lease::Acquired => Ok(()),
             Lease::Held { holder, until } => {
                 if holder_is_dead(&holder)
                     && self
                         .store()
-                        .take_over_lease(&account.id, &holder, &self.holder, ttl)
+                        .take_over_lease(&account.id, &holder, new_holder, ttl)
                         .await?
                 {
                     tracing::info!(account = %account.name, previous = %holder, "took over the lease of a process that is gone");
@@ -177,23 +194,31 @@ impl Syncer {
         }
     }
 
-    fn heartbeat(&self, account_id: String, lost: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    fn heartbeat(
+        &self,
+        account_id: String,
+        holder: String,
+        lost: Arc<AtomicBool>,
+    ) -> tokio::task::JoinHandle<()> {
         let store = self.store().clone();
-        let holder = self.holder.clone();
         let ttl = self.options.lease_ttl;
         tokio::spawn(async move {
+            let mut renewed = Instant::now();
             loop {
                 tokio::time::sleep(ttl / 3).await;
                 match store.renew_lease(&account_id, &holder, ttl).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        lost.store(true, Ordering::SeqCst);
-                        return;
-                    }
+                    Ok(true) => renewed = Instant::now(),
+                    Ok(false) => break,
                     // A database hiccup: try again next beat, within the TTL.
-                    Err(e) => tracing::warn!(error = %e, "renewing the sync lease failed"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "renewing the sync lease failed");
+                        if renewed.elapsed() >= ttl {
+                            break;
+                        }
+                    }
                 }
             }
+            lost.store(true, Ordering::SeqCst);
         })
     }
 
@@ -201,23 +226,31 @@ impl Syncer {
         &self,
         account: &AccountRow,
         trigger: &str,
+        holder: &str,
         progress: Option<ProgressFn>,
         lost: &Arc<AtomicBool>,
     ) -> Result<RunRow, SyncError> {
         let store = self.store();
+        // Before any run exists: a bad key or a missing connector fails
+        // here without leaving a run marked running.
+        let (connector, session) = self.accounts.session(account)?;
         let run = match store.unfinished_run(&account.id).await? {
             Some(run) => {
                 tracing::info!(account = %account.name, run = %run.id, "resuming an interrupted sync run");
-                store.adopt_run(&run.id, &self.holder).await?;
+                store.adopt_run(&run.id, holder).await?;
                 run
             }
-            None => store.start_run(&account.id, trigger, &self.holder).await?,
+            None => store.start_run(&account.id, trigger, holder).await?,
         };
-        let (connector, session) = self.accounts.session(account)?;
+        store.close_stale_runs(&account.id, &run.id).await?;
+        let run_ref = RunRef {
+            id: &run.id,
+            holder,
+        };
         let ctx = RunCtx {
             syncer: self,
             account,
-            run_id: run.id.clone(),
+            run: run_ref,
             connector,
             waits_at_start: session.rate_limit_waits().0,
             session,
@@ -230,26 +263,29 @@ impl Syncer {
         };
         let outcome = ctx.execute().await;
         let waits = ctx.session.rate_limit_waits().0 - ctx.waits_at_start;
-        store
+        let counted = store
             .add_counts(
-                &run.id,
+                &run_ref,
                 RunCounts {
                     rate_limit_waits: waits as i64,
                     ..RunCounts::default()
                 },
             )
-            .await?;
+            .await;
+        let outcome = outcome.and(counted.map_err(SyncError::from));
         match outcome {
             Ok(()) => {
-                store.finish_run(&run.id, "succeeded", None).await?;
+                store.finish_run(&run_ref, "succeeded", None).await?;
                 let next = next_sync_at(account.sync_interval_secs);
                 store.set_next_sync(&account.id, &next).await?;
                 Ok(store.run(&run.id).await?)
             }
-            Err(SyncError::LeaseLost(a)) => Err(SyncError::LeaseLost(a)),
+            Err(SyncError::LeaseLost(_) | SyncError::Store(StoreError::LeaseLost(_))) => {
+                Err(SyncError::LeaseLost(account.name.clone()))
+            }
             Err(e) => {
                 store
-                    .finish_run(&run.id, "failed", Some(&e.to_string()))
+                    .finish_run(&run_ref, "failed", Some(&e.to_string()))
                     .await?;
                 // Retry a failed scheduled run sooner than a full interval.
                 let retry = stamp(time::OffsetDateTime::now_utc() + time::Duration::minutes(15));
@@ -260,11 +296,21 @@ impl Syncer {
     }
 }
 
+/// Aborts a background task when dropped (a cancelled or panicked sync
+/// must not keep renewing its lease).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// One run's state.
 struct RunCtx<'a> {
     syncer: &'a Syncer,
     account: &'a AccountRow,
-    run_id: String,
+    run: RunRef<'a>,
     connector: Arc<Connector>,
     session: Arc<AccountSession>,
     waits_at_start: u64,
@@ -322,7 +368,8 @@ impl RunCtx<'_> {
             if self.supports(kind, ResourceScope::TopLevel).is_none() {
                 continue;
             }
-            self.store().set_phase(&self.run_id, kind.name()).await?;
+            self.check_lease()?;
+            self.store().set_phase(self.run.id, kind.name()).await?;
             self.walk(kind, table).await?;
             walked.push((kind, table));
         }
@@ -332,21 +379,24 @@ impl RunCtx<'_> {
             .supports(ResourceKind::Apps, ResourceScope::PerDevice)
             .is_some();
         if devices_get || apps {
-            self.store().set_phase(&self.run_id, "details").await?;
+            self.store().set_phase(self.run.id, "details").await?;
             self.details(devices_get, apps).await?;
         }
         // Every walk completed: removals can be trusted.
-        self.store().set_phase(&self.run_id, "removals").await?;
+        self.check_lease()?;
+        self.store().set_phase(self.run.id, "removals").await?;
         for (kind, table) in walked {
+            self.check_lease()?;
             self.removals(kind, table).await?;
         }
+        self.check_lease()?;
         self.store().link(&self.account.id).await?;
         Ok(())
     }
 
     /// Walks `kind` from its checkpoint to the end, storing every page.
     async fn walk(&self, kind: ResourceKind, table: Table) -> Result<(), SyncError> {
-        let start = self.store().checkpoint(&self.run_id, kind.name()).await?;
+        let start = self.store().checkpoint(self.run.id, kind.name()).await?;
         let cursor = match start {
             Some((_, true)) => return Ok(()),
             Some((cursor, false)) => cursor,
@@ -378,23 +428,23 @@ impl RunCtx<'_> {
             let next = page.next_cursor.clone();
             let complete = next.is_none();
             let counts = self
-                .store_page(table, kind.name(), incoming, errors, Some((next, complete)))
+                .store_page(table, kind.name(), incoming, errors, next, complete)
                 .await?;
             self.report(kind.name(), counts, None);
         }
         Ok(())
     }
 
-    /// Compares a page with the store and writes it. `checkpoint` is the
-    /// walk's position after the page (`None` for a record confirmed alive
-    /// outside a walk).
+    /// Compares a page with the store and writes it with the walk's
+    /// position after it (`next`, and whether the walk is `complete`).
     async fn store_page(
         &self,
         table: Table,
         kind: &str,
         incoming: Vec<Incoming>,
         errors: Vec<(Option<String>, String)>,
-        checkpoint: Option<(Option<String>, bool)>,
+        next: Option<String>,
+        complete: bool,
     ) -> Result<RunCounts, SyncError> {
         // The last occurrence of a remote id in a page wins.
         let mut by_id: HashMap<String, Incoming> = HashMap::with_capacity(incoming.len());
@@ -413,7 +463,7 @@ impl RunCtx<'_> {
                     .supports(ResourceKind::Apps, ResourceScope::PerDevice)
                     .is_some());
         let mut counts = RunCounts {
-            pages: checkpoint.is_some() as i64,
+            pages: 1,
             errors: errors.len() as i64,
             ..RunCounts::default()
         };
@@ -443,13 +493,16 @@ impl RunCtx<'_> {
                     needs_details: needs,
                 }
             });
+            // Seen earlier in this run (offset paging can show a record on
+            // two pages): stored again if changed, but counted once.
+            let again = old.is_some_and(|o| o.last_seen_run.as_deref() == Some(self.run.id));
             match old {
                 Some(o) if o.status == "active" && o.content_hash == hash => {
-                    counts.unchanged += 1;
+                    counts.unchanged += !again as i64;
                     unchanged.push(remote_id);
                     continue;
                 }
-                Some(_) => counts.updated += 1,
+                Some(_) => counts.updated += !again as i64,
                 None => counts.created += 1,
             }
             upserts.push(RowWrite {
@@ -461,23 +514,22 @@ impl RunCtx<'_> {
                 device,
             });
         }
-        let (next_cursor, complete, has_checkpoint) = match checkpoint {
-            Some((c, done)) => (c, done, true),
-            None => (None, false, false),
-        };
+        // A record the connector could not map is still there: seeing it
+        // keeps it from looking removed.
+        unchanged.extend(errors.iter().filter_map(|(id, _)| id.clone()));
         self.store()
             .write_page(&PageWrite {
                 table,
                 account_id: &self.account.id,
-                run_id: &self.run_id,
+                run: self.run,
                 kind,
                 upserts,
                 unchanged,
                 errors,
                 counts,
-                next_cursor,
+                next_cursor: next,
                 complete,
-                checkpoint: has_checkpoint,
+                checkpoint: true,
             })
             .await?;
         Ok(counts)
@@ -514,6 +566,13 @@ impl RunCtx<'_> {
             for (t, r) in results {
                 match r {
                     Ok(w) => writes.push(w),
+                    // Gone, unless this run just listed it (a 404 right
+                    // after a listing is the vendor's lag, not a deletion).
+                    Err(CallError::Connector(ConnectorError::NotFound(m)))
+                        if t.last_seen_run.as_deref() == Some(self.run.id) =>
+                    {
+                        errors.push((Some(t.remote_id), format!("listed but not found: {m}")))
+                    }
                     Err(CallError::Connector(ConnectorError::NotFound(_))) => gone.push(t.id),
                     Err(e) if is_fatal(&e) => {
                         return Err(SyncError::Fatal(format!(
@@ -530,18 +589,18 @@ impl RunCtx<'_> {
                 ..RunCounts::default()
             };
             self.store()
-                .write_details(&self.account.id, &self.run_id, &writes, counts)
+                .write_details(&self.account.id, &self.run, &writes, counts)
                 .await?;
             if !gone.is_empty() {
                 counts.removed = self
                     .store()
-                    .mark_removed(Table::Devices, &self.run_id, &gone)
+                    .mark_removed(Table::Devices, &self.run, &gone)
                     .await?;
             }
             if !errors.is_empty() {
                 counts.errors = errors.len() as i64;
                 self.store()
-                    .record_detail_errors(&self.run_id, &errors)
+                    .record_detail_errors(&self.run, &errors)
                     .await?;
             }
             self.report("details", counts, Some(pending));
@@ -565,7 +624,12 @@ impl RunCtx<'_> {
             (None, String::new())
         };
         let apps = if with_apps {
-            Some(self.apps_of(&t.remote_id).await?)
+            match self.apps_of(&t.remote_id).await {
+                Ok(apps) => Some(apps),
+                // No app inventory for this device (some kinds have none).
+                Err(CallError::Connector(ConnectorError::NotFound(_))) => Some(Vec::new()),
+                Err(e) => return Err(e),
+            }
         } else {
             None
         };
@@ -576,7 +640,7 @@ impl RunCtx<'_> {
             id: t.id.clone(),
             projections: projections(Table::Devices, &merged),
             counts_as_update: hash != t.content_hash
-                && t.changed_run.as_deref() != Some(self.run_id.as_str()),
+                && t.changed_run.as_deref() != Some(self.run.id),
             content_hash: hash,
             record,
             detail: detail
@@ -648,6 +712,10 @@ impl RunCtx<'_> {
     /// After complete walks: confirms absent records with `get` where the
     /// connector can, then applies the two-pass rule to the rest.
     async fn removals(&self, kind: ResourceKind, table: Table) -> Result<(), SyncError> {
+        let step = removals_step(table);
+        if self.store().checkpoint(self.run.id, &step).await?.is_some() {
+            return Ok(()); // done before this run was interrupted
+        }
         let mut counts = RunCounts::default();
         if self.supports(kind, ResourceScope::TopLevel) == Some(true) {
             let absent = self
@@ -655,7 +723,7 @@ impl RunCtx<'_> {
                 .absent(
                     table,
                     &self.account.id,
-                    &self.run_id,
+                    self.run.id,
                     self.syncer.options.confirm_limit,
                 )
                 .await?;
@@ -675,9 +743,7 @@ impl RunCtx<'_> {
                 match r {
                     Err(CallError::Connector(ConnectorError::NotFound(_))) => gone.push(id),
                     // Still there: the walk skipped it (a shift in offset paging).
-                    Ok(e) if Incoming::new(&e).remote_id == remote_id => {
-                        alive.push(Incoming::new(&e))
-                    }
+                    Ok(e) if Incoming::new(&e).remote_id == remote_id => alive.push(remote_id),
                     Ok(_) => {}
                     Err(e) if is_fatal(&e) => {
                         return Err(SyncError::Fatal(format!(
@@ -689,19 +755,28 @@ impl RunCtx<'_> {
                 }
             }
             if !alive.is_empty() {
-                // A detail read as seen again; its detail fields merge on the
-                // next detail pass like any summary.
-                self.store_page(table, kind.name(), alive, Vec::new(), None)
+                // Seen, nothing more: its content comes from the next listing.
+                self.store()
+                    .write_page(&PageWrite {
+                        table,
+                        account_id: &self.account.id,
+                        run: self.run,
+                        kind: kind.name(),
+                        upserts: Vec::new(),
+                        unchanged: alive,
+                        errors: Vec::new(),
+                        counts: RunCounts::default(),
+                        next_cursor: None,
+                        complete: false,
+                        checkpoint: false,
+                    })
                     .await?;
             }
-            counts.removed += self
-                .store()
-                .mark_removed(table, &self.run_id, &gone)
-                .await?;
+            counts.removed += self.store().mark_removed(table, &self.run, &gone).await?;
         }
         counts.removed += self
             .store()
-            .remove_missing(table, &self.account.id, &self.run_id)
+            .remove_missing(table, &self.account.id, &self.run)
             .await?;
         self.report("removals", counts, None);
         Ok(())
@@ -731,12 +806,14 @@ pub fn next_sync_at(interval_secs: i64) -> String {
     stamp(time::OffsetDateTime::now_utc() + time::Duration::seconds(secs))
 }
 
-/// This process's lease name: `host:pid:random`.
+/// This process's lease name: `host:pid:machine:random`, where `machine`
+/// names this boot and PID namespace (two containers can share a hostname).
 fn holder_id() -> String {
     format!(
-        "{}:{}:{:08x}",
+        "{}:{}:{}:{:08x}",
         hostname(),
         std::process::id(),
+        machine(),
         rand::random::<u32>()
     )
 }
@@ -745,19 +822,38 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
+        .map(|h| h.trim().replace(':', "_"))
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// Whether a lease holder is a process on this host that no longer runs
-/// (killed mid-sync): then its lease need not be waited out.
+/// A short fingerprint of the boot and PID namespace (empty where unknown).
+fn machine() -> String {
+    use sha2::Digest;
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let ns = std::fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    if boot.is_empty() || ns.is_empty() {
+        return String::new();
+    }
+    let d = sha2::Sha256::new()
+        .chain_update(boot.trim())
+        .chain_update(ns)
+        .finalize();
+    hex::encode(&d[..6])
+}
+
+/// Whether a lease holder is a process that no longer runs on this very
+/// machine (killed mid-sync): then its lease need not be waited out.
+/// Anything it cannot prove dead is alive.
 fn holder_is_dead(holder: &str) -> bool {
     let mut parts = holder.split(':');
-    let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
+    let (Some(host), Some(pid), Some(mach)) = (parts.next(), parts.next(), parts.next()) else {
         return false;
     };
-    if host != hostname() || !cfg!(target_os = "linux") {
+    let ours = machine();
+    if host != hostname() || ours.is_empty() || mach != ours {
         return false;
     }
     match pid.parse::<u32>() {

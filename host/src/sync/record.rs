@@ -101,8 +101,9 @@ pub fn summary_hash(summary: &Map<String, Value>) -> String {
 
 /// The filter columns of `table` from a normalized record.
 pub fn projections(table: Table, fields: &Map<String, Value>) -> Vec<Option<String>> {
+    // Blank values would match each other (a "" email linking to a "" user).
     let text = |v: Option<&Value>| match v {
-        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::String(s)) => Some(s.trim().to_owned()).filter(|s| !s.is_empty()),
         Some(Value::Null) | None => None,
         Some(other) => Some(other.to_string()),
     };

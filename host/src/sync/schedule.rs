@@ -23,7 +23,7 @@ pub struct Scheduled {
 
 /// Runs every account that is due now, at most `concurrency` at once, and
 /// returns when they have finished. Accounts another process is syncing
-/// are skipped (`AlreadyRunning`).
+/// are skipped (`AlreadyRunning`), as are those it synced meanwhile (`NotDue`).
 pub async fn run_due(syncer: &Syncer, concurrency: usize) -> Result<Vec<Scheduled>, SyncError> {
     let due = syncer.accounts.store.due_accounts(&now()).await?;
     let limit = Arc::new(Semaphore::new(concurrency.max(1)));
@@ -66,7 +66,7 @@ pub async fn run_forever(
                         Ok(run) => {
                             tracing::info!(account = %s.account, created = run.counts.created, updated = run.counts.updated, removed = run.counts.removed, errors = run.counts.errors, "scheduled sync finished")
                         }
-                        Err(SyncError::AlreadyRunning { .. }) => {}
+                        Err(SyncError::AlreadyRunning { .. } | SyncError::NotDue(_)) => {}
                         Err(e) => {
                             tracing::warn!(account = %s.account, error = %e, "scheduled sync failed")
                         }

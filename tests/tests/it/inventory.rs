@@ -294,6 +294,11 @@ async fn a_device_deleted_mid_walk_never_makes_a_live_one_look_removed() {
         // The deleted device was seen on page 1 before it went; the live
         // device the walk skipped is confirmed alive by `get`.
         assert_eq!(run.counts.removed, 0, "no live device removed");
+        assert_eq!(
+            (run.counts.created, run.counts.updated),
+            (0, 0),
+            "confirming a skipped device changes nothing"
+        );
         assert_eq!(inv.devices(&acme, "active").await, 700);
         let next = inv.sync(&acme).await;
         assert_eq!(next.counts.removed, 1, "only the deleted device");
@@ -386,6 +391,8 @@ async fn a_sync_killed_mid_run_resumes_with_every_device_once() {
             1500 + users + orgs,
             "every record counted once across the kill"
         );
+        assert_eq!((run.counts.updated, run.counts.unchanged), (0, 0));
+        assert_eq!(run.counts.details, 1500, "each device read in full once");
         let again = inv.sync(&acme).await;
         assert_eq!((again.counts.created, again.counts.removed), (0, 0));
     }
@@ -556,5 +563,99 @@ async fn two_accounts_sync_concurrently_and_one_process_runs_each() {
             .unwrap()
             .to_string();
         assert!(busy_msg.contains("already syncing"), "{busy_msg}");
+    }
+}
+
+#[tokio::test]
+async fn without_a_confirming_get_removal_takes_two_complete_passes() {
+    use mdmhub::store::records::{PageWrite, RowWrite, Table};
+    use mdmhub::store::runs::{RunCounts, RunRef};
+    for place in places("twopass").await {
+        let store = Store::open(&place.url).await.unwrap();
+        let account = AccountRow {
+            id: "acc_twopass".into(),
+            workspace_id: "default".into(),
+            name: "twopass".into(),
+            connector: "iru".into(),
+            config: BTreeMap::new(),
+            sealed_secrets: "v1:none".into(),
+            endpoints: vec![],
+            rate_limit: None,
+            sync_interval_secs: 3600,
+            next_sync_at: mdmhub::store::now(),
+            lease_holder: None,
+            lease_expires_at: None,
+            created_at: mdmhub::store::now(),
+            updated_at: mdmhub::store::now(),
+        };
+        store.insert_account(&account).await.unwrap();
+        let org = |id: &str| RowWrite {
+            remote_id: id.into(),
+            record: format!(r#"{{"remote_id":"{id}","name":"{id}"}}"#),
+            remote_data: "{}".into(),
+            content_hash: id.into(),
+            projections: vec![Some(id.into())],
+            device: None,
+        };
+        // One complete pass that lists `seen`; returns how many it removed.
+        let pass = |seen: Vec<&'static str>| {
+            let store = store.clone();
+            let account = account.clone();
+            async move {
+                let run = store.start_run(&account.id, "manual", "h").await.unwrap();
+                let r = RunRef {
+                    id: &run.id,
+                    holder: "h",
+                };
+                store
+                    .write_page(&PageWrite {
+                        table: Table::Organizations,
+                        account_id: &account.id,
+                        run: r,
+                        kind: "organizations",
+                        upserts: seen.iter().map(|id| org(id)).collect(),
+                        unchanged: vec![],
+                        errors: vec![],
+                        counts: RunCounts::default(),
+                        next_cursor: None,
+                        complete: true,
+                        checkpoint: true,
+                    })
+                    .await
+                    .unwrap();
+                let removed = store
+                    .remove_missing(Table::Organizations, &account.id, &r)
+                    .await
+                    .unwrap();
+                store.finish_run(&r, "succeeded", None).await.unwrap();
+                removed
+            }
+        };
+        assert_eq!(pass(vec!["a", "b"]).await, 0);
+        assert_eq!(pass(vec!["a"]).await, 0, "one missed pass is not enough");
+        assert_eq!(
+            pass(vec!["a", "b"]).await,
+            0,
+            "seen again: the count resets"
+        );
+        assert_eq!(pass(vec!["a"]).await, 0);
+        assert_eq!(pass(vec!["a"]).await, 1, "absent from two passes running");
+        let active = store
+            .count(Listing::Organizations, &account.id, Some("active"))
+            .await
+            .unwrap();
+        assert_eq!(active, 1);
+        // A process that lost its lease cannot write into the run.
+        let run = store.start_run(&account.id, "manual", "h2").await.unwrap();
+        let stale = RunRef {
+            id: &run.id,
+            holder: "someone-else",
+        };
+        assert!(
+            store
+                .remove_missing(Table::Organizations, &account.id, &stale)
+                .await
+                .is_err()
+        );
     }
 }

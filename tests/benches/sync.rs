@@ -1,0 +1,290 @@
+//! Sync benchmarks against the Iru simulator (figures, not assertions):
+//! 1. a full first sync of N devices (default 100,000) by `mdmhub sync` in
+//!    its own process (SQLite): time, devices/s and peak RSS, vs the same
+//!    requests (every page, each device's summary, details and apps)
+//!    fetched and parsed (`serde_json::Value`) in plain Rust with the same
+//!    HTTP client and concurrency. Targets: at most 2x; RSS at most 200 MB;
+//! 2. a re-sync of the unchanged fleet vs fetching the pages alone.
+//!    Target: at most 1.5x;
+//! 3. the simulator enforcing a 20 requests/s budget and the account's rate
+//!    overridden to `20/s`: the request rate sustained (target: at least
+//!    90% of 20/s) and whether every device arrived.
+//!
+//! Run: `cargo bench -p mdmhub-tests --bench sync`
+//! (`MDMHUB_BENCH_DEVICES`, `MDMHUB_BENCH_LIMITED_DEVICES` change sizes).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use mdmhub::account::{AccountSession, AccountSpec, Secret};
+use mdmhub::contract::{HttpRequest, Method};
+use mdmhub::runtime::{Runtime, RuntimeConfig, Source};
+use mdmhub_tests::sim::control::BudgetSpec;
+use mdmhub_tests::sim::iru::{IruOptions, IruSim};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mdmhub-it");
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+/// Devices read in full at once: the Iru connector's `max-concurrent`.
+const CONCURRENCY: usize = 4;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() {
+    let devices = env_usize("MDMHUB_BENCH_DEVICES", 100_000);
+    let limited_devices = env_usize("MDMHUB_BENCH_LIMITED_DEVICES", 150);
+    let tmp = std::env::temp_dir().join(format!("mdmhub-bench-sync-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+
+    let unlimited = BudgetSpec {
+        limit: u32::MAX,
+        window: Duration::from_secs(3600),
+        retry_after: true,
+    };
+    let (_sim, srv) = IruSim::spawn(
+        IruOptions {
+            devices,
+            budget: unlimited,
+            ..IruOptions::default()
+        },
+        0,
+    )
+    .await
+    .unwrap();
+
+    // Raw: the same requests in plain Rust.
+    let raw = Raw::new(&srv.base_url).await;
+    let t = Instant::now();
+    let ids = raw.pages().await;
+    let raw_pages = t.elapsed();
+    assert_eq!(ids.len(), devices);
+    futures::stream::iter(ids)
+        .for_each_concurrent(CONCURRENCY * 2, |id| {
+            let raw = &raw;
+            async move { raw.device(&id).await }
+        })
+        .await;
+    let raw_full = t.elapsed();
+
+    // mdmhub in its own process.
+    let dir = tmp.join("full");
+    run(
+        &dir,
+        &["accounts", "add", "--connector", "iru", "--name", "acme"],
+        Some(&srv.base_url),
+        Some("1000000/s"),
+    );
+    let (first, first_rss) = run(&dir, &["sync", "acme"], None, None);
+    let (again, again_rss) = run(&dir, &["sync", "acme"], None, None);
+
+    println!("sync, {devices} devices (SQLite, one process, no rate limit):");
+    println!(
+        "  first sync {:.1} s ({:.0} devices/s, peak RSS {} MB) vs raw pages+details+apps {:.1} s: {:.2}x (target <= 2x, <= 200 MB)",
+        first.as_secs_f64(),
+        devices as f64 / first.as_secs_f64(),
+        first_rss / 1024,
+        raw_full.as_secs_f64(),
+        first.as_secs_f64() / raw_full.as_secs_f64()
+    );
+    println!(
+        "  re-sync (unchanged) {:.2} s (peak RSS {} MB) vs raw pages {:.2} s: {:.2}x (target <= 1.5x)",
+        again.as_secs_f64(),
+        again_rss / 1024,
+        raw_pages.as_secs_f64(),
+        again.as_secs_f64() / raw_pages.as_secs_f64()
+    );
+
+    // Rate-limited: 20 requests/s at the vendor, 20/s for the account.
+    let (sim, srv) = IruSim::spawn(
+        IruOptions {
+            devices: limited_devices,
+            budget: BudgetSpec {
+                limit: 20,
+                window: Duration::from_secs(1),
+                retry_after: true,
+            },
+            ..IruOptions::default()
+        },
+        0,
+    )
+    .await
+    .unwrap();
+    let dir = tmp.join("limited");
+    run(
+        &dir,
+        &["accounts", "add", "--connector", "iru", "--name", "acme"],
+        Some(&srv.base_url),
+        Some("20/s"),
+    );
+    let before = sim.control().stats();
+    let (took, _) = run(&dir, &["sync", "acme"], None, None);
+    let after = sim.control().stats();
+    let requests = after.requests - before.requests;
+    let throttled = after.throttled - before.throttled;
+    let rate = requests as f64 / took.as_secs_f64();
+    let stored = count_devices(&dir);
+    println!(
+        "  rate-limited (vendor 20/s, account 20/s, {limited_devices} devices): {requests} requests in {:.1} s = {rate:.1}/s ({:.0}% of 20/s), {throttled} answered 429 and retried, {stored}/{limited_devices} devices stored (target >= 90%, none lost)",
+        took.as_secs_f64(),
+        rate / 20.0 * 100.0
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Runs `mdmhub-it` over `dir`; returns its wall time and peak RSS (KiB).
+fn run(dir: &Path, args: &[&str], endpoint: Option<&str>, rate: Option<&str>) -> (Duration, u64) {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("--data-dir").arg(dir).args(args);
+    if let Some(e) = endpoint {
+        cmd.args(["--config", "subdomain=acme", "--config", "region=us"])
+            .args(["--secret", "api_token=test-token", "--endpoint", e]);
+    }
+    if let Some(r) = rate {
+        cmd.args(["--rate-limit", r]);
+    }
+    cmd.env("MDMHUB_MASTER_KEY", KEY)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+    let t = Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    let status = PathBuf::from(format!("/proc/{}/status", child.id()));
+    let mut peak = 0;
+    loop {
+        // VmHWM is the kernel's high-water mark: the last read before exit
+        // misses at most the final few milliseconds.
+        if let Some(hwm) = std::fs::read_to_string(&status)
+            .ok()
+            .and_then(|s| vm_hwm(&s))
+        {
+            peak = peak.max(hwm);
+        }
+        if let Some(code) = child.try_wait().unwrap() {
+            assert!(code.success(), "mdmhub {args:?} failed");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (t.elapsed(), peak)
+}
+
+fn vm_hwm(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn count_devices(dir: &Path) -> String {
+    let out = std::process::Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["devices", "list", "--json", "--limit", "10000"])
+        .env("MDMHUB_MASTER_KEY", KEY)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["result_count"].to_string()
+}
+
+/// Plain-Rust requests with the host's HTTP client and an Iru session
+/// (rate override as for the synced account; Iru's four requests in flight).
+struct Raw {
+    rt: Runtime,
+    session: Arc<AccountSession>,
+    api: String,
+}
+
+impl Raw {
+    async fn new(base_url: &str) -> Self {
+        let rt = Runtime::new(RuntimeConfig::default()).unwrap();
+        let (name, bytes) = mdmhub::builtin::BUILTINS
+            .iter()
+            .find(|(n, _)| *n == "iru")
+            .unwrap();
+        let iru = rt
+            .load(Source::Builtin(name.to_string()), bytes)
+            .await
+            .unwrap();
+        let spec = AccountSpec {
+            id: "raw".into(),
+            config: [("subdomain", "acme"), ("region", "us")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+            secrets: [("api_token".to_string(), Secret::new("test-token"))].into(),
+            endpoints: vec![base_url.parse().unwrap()],
+            rate: Some("1000000/s".parse().unwrap()),
+        };
+        let session = rt.session(&iru, spec).unwrap();
+        let api = session.origins[0].clone();
+        Self { rt, session, api }
+    }
+
+    async fn get(&self, url: String) -> Value {
+        let req = HttpRequest {
+            method: Method::Get,
+            url,
+            headers: vec![],
+            body: None,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let resp = self
+            .rt
+            .http()
+            .send(&self.session, req, None, deadline)
+            .await
+            .unwrap();
+        assert_eq!(resp.status, 200);
+        serde_json::from_slice(&resp.body).unwrap()
+    }
+
+    /// Every page of blueprints, users and devices; returns the device ids.
+    async fn pages(&self) -> Vec<String> {
+        for first in ["blueprints", "users"] {
+            let mut url = format!("{}/api/v1/{first}", self.api);
+            loop {
+                let v = self.get(url).await;
+                match v["next"].as_str() {
+                    Some(next) => url = next.to_owned(),
+                    None => break,
+                }
+            }
+        }
+        let mut ids = Vec::new();
+        loop {
+            let url = format!(
+                "{}/api/v1/devices?ordering=device_id&limit=300&offset={}",
+                self.api,
+                ids.len()
+            );
+            let page = self.get(url).await;
+            let items = page.as_array().unwrap();
+            ids.extend(
+                items
+                    .iter()
+                    .map(|d| d["device_id"].as_str().unwrap().to_owned()),
+            );
+            if items.len() < 300 {
+                return ids;
+            }
+        }
+    }
+
+    /// One device's summary, details and apps, as a detail read does.
+    async fn device(&self, id: &str) {
+        let base = format!("{}/api/v1/devices/{id}", self.api);
+        self.get(base.clone()).await;
+        self.get(format!("{base}/details")).await;
+        self.get(format!("{base}/apps")).await;
+    }
+}
