@@ -90,6 +90,7 @@ CREATE TABLE devices (
     detail_remote_data TEXT,
     content_hash TEXT NOT NULL,
     summary_hash TEXT NOT NULL,
+    list_hash TEXT NOT NULL,
     needs_details BIGINT NOT NULL DEFAULT 1,
     details_at TEXT,
     status TEXT NOT NULL,

@@ -67,8 +67,9 @@ pub struct Existing {
     pub content_hash: String,
     /// Devices: hash of the summary fields that matter.
     pub summary_hash: Option<String>,
-    /// Devices: the normalized record from the last detail read.
-    pub detail: Option<String>,
+    /// Devices: hash of the summary and vendor JSON as last listed, so an
+    /// unchanged listing is recognized without reading the detail.
+    pub list_hash: Option<String>,
     /// Devices: a detail read is pending.
     pub needs_details: bool,
     /// `active` or `removed`.
@@ -101,6 +102,8 @@ pub struct DeviceSummaryWrite {
     pub summary: String,
     /// Hash of the summary fields that matter.
     pub summary_hash: String,
+    /// Hash of the summary and its vendor JSON.
+    pub list_hash: String,
     /// Whether a detail read is needed.
     pub needs_details: bool,
 }
@@ -198,9 +201,9 @@ impl Store {
             return Ok(HashMap::new());
         }
         let device_cols = if table == Table::Devices {
-            "summary_hash, detail, needs_details"
+            "summary_hash, list_hash, needs_details"
         } else {
-            "NULL AS summary_hash, NULL AS detail, CAST(0 AS BIGINT) AS needs_details"
+            "NULL AS summary_hash, NULL AS list_hash, CAST(0 AS BIGINT) AS needs_details"
         };
         let sql = format!(
             "SELECT remote_id, id, content_hash, status, last_seen_run, {device_cols} FROM {} \
@@ -223,11 +226,35 @@ impl Store {
                         status: r.try_get("status")?,
                         last_seen_run: r.try_get("last_seen_run")?,
                         summary_hash: r.try_get("summary_hash")?,
-                        detail: r.try_get("detail")?,
+                        list_hash: r.try_get("list_hash")?,
                         needs_details: r.try_get::<i64, _>("needs_details")? == 1,
                     },
                 ))
             })
+            .collect()
+    }
+
+    /// The stored detail records (JSON) of these devices, by remote id.
+    pub async fn details_of(
+        &self,
+        account_id: &str,
+        remote_ids: &[&str],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        if remote_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = format!(
+            "SELECT remote_id, detail FROM devices WHERE account_id = $1 AND detail IS NOT NULL \
+             AND remote_id IN ({})",
+            placeholders(2, remote_ids.len())
+        );
+        let mut q = sqlx::query(&sql).bind(account_id);
+        for id in remote_ids {
+            q = q.bind(*id);
+        }
+        let rows = q.fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
     }
 
@@ -252,7 +279,7 @@ impl Store {
             "updated_at",
         ]);
         if table == Table::Devices {
-            cols.extend(["summary", "summary_hash", "needs_details"]);
+            cols.extend(["summary", "summary_hash", "list_hash", "needs_details"]);
         }
         let updates: Vec<String> = cols
             .iter()
@@ -292,6 +319,7 @@ impl Store {
                 q = q
                     .bind(&d.summary)
                     .bind(&d.summary_hash)
+                    .bind(&d.list_hash)
                     .bind(d.needs_details as i64);
             }
             q.execute(&mut *tx).await?;

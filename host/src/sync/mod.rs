@@ -105,8 +105,6 @@ pub struct Progress {
     pub phase: &'static str,
     /// Counts so far in this process.
     pub counts: RunCounts,
-    /// Details still to read in the current batch scan (a lower bound).
-    pub details_pending: u64,
 }
 
 /// Receives progress reports.
@@ -319,6 +317,14 @@ struct RunCtx<'a> {
     report: std::sync::Mutex<Progress>,
 }
 
+/// Detail reads ready to store.
+#[derive(Default)]
+struct DetailBatch {
+    writes: Vec<DetailWrite>,
+    gone: Vec<String>,
+    errors: Vec<(Option<String>, String)>,
+}
+
 /// Top-level resources in walk order: organizations and users first, so
 /// devices link to them when the run ends.
 const WALK_ORDER: [(ResourceKind, Table); 3] = [
@@ -341,15 +347,12 @@ impl RunCtx<'_> {
             .map(|r| r.supports_get)
     }
 
-    fn report(&self, phase: &'static str, add: RunCounts, pending: Option<u64>) {
+    fn report(&self, phase: &'static str, add: RunCounts) {
         let mut p = self.report.lock().expect("progress lock");
         p.phase = phase;
         p.counts += add;
         p.counts.rate_limit_waits =
             (self.session.rate_limit_waits().0 - self.waits_at_start) as i64;
-        if let Some(n) = pending {
-            p.details_pending = n;
-        }
         if let Some(f) = &self.progress {
             f(&p);
         }
@@ -430,7 +433,7 @@ impl RunCtx<'_> {
             let counts = self
                 .store_page(table, kind.name(), incoming, errors, next, complete)
                 .await?;
-            self.report(kind.name(), counts, None);
+            self.report(kind.name(), counts);
         }
         Ok(())
     }
@@ -469,13 +472,53 @@ impl RunCtx<'_> {
         };
         let mut upserts = Vec::new();
         let mut unchanged = Vec::new();
+        // First pass: what the listing alone shows unchanged needs no merge.
+        let mut changed = Vec::new();
         for remote_id in order {
             let rec = by_id.remove(&remote_id).expect("collected above");
             let old = existing.get(&remote_id);
-            let detail = old.and_then(|o| o.detail.as_deref()).and_then(parse_object);
+            let summary = serde_json::to_string(&rec.fields).expect("JSON serializes");
+            let list_hash = content_hash(&summary, &rec.remote_data);
+            let same = match (table, old) {
+                (_, None) => false,
+                (_, Some(o)) if o.status != "active" => false,
+                (Table::Devices, Some(o)) => o.list_hash.as_deref() == Some(list_hash.as_str()),
+                (_, Some(o)) => o.content_hash == list_hash,
+            };
+            // Seen earlier in this run (offset paging can show a record on
+            // two pages): stored again if changed, but counted once.
+            let again = old.is_some_and(|o| o.last_seen_run.as_deref() == Some(self.run.id));
+            if same {
+                counts.unchanged += !again as i64;
+                unchanged.push(remote_id);
+            } else {
+                changed.push((remote_id, rec, summary, list_hash, again));
+            }
+        }
+        // Second pass: merge changed devices with their stored details.
+        let with_detail: Vec<&str> = changed
+            .iter()
+            .filter(|c| existing.contains_key(&c.0))
+            .map(|c| c.0.as_str())
+            .collect();
+        let details = if table == Table::Devices {
+            self.store()
+                .details_of(&self.account.id, &with_detail)
+                .await?
+        } else {
+            HashMap::new()
+        };
+        for (remote_id, rec, summary, list_hash, again) in changed {
+            let old = existing.get(&remote_id);
+            let detail = details.get(&remote_id).and_then(|d| parse_object(d));
             let merged = merge(&rec.fields, detail.as_ref());
             let record = serde_json::to_string(&merged).expect("JSON serializes");
             let hash = content_hash(&record, &rec.remote_data);
+            match old {
+                Some(o) if o.status == "active" && o.content_hash == hash => {}
+                Some(_) => counts.updated += !again as i64,
+                None => counts.created += 1,
+            }
             let device = (table == Table::Devices).then(|| {
                 let s_hash = summary_hash(&rec.fields);
                 let needs = details_possible
@@ -488,23 +531,12 @@ impl RunCtx<'_> {
                         }
                     };
                 DeviceSummaryWrite {
-                    summary: serde_json::to_string(&rec.fields).expect("JSON serializes"),
+                    summary,
                     summary_hash: s_hash,
+                    list_hash,
                     needs_details: needs,
                 }
             });
-            // Seen earlier in this run (offset paging can show a record on
-            // two pages): stored again if changed, but counted once.
-            let again = old.is_some_and(|o| o.last_seen_run.as_deref() == Some(self.run.id));
-            match old {
-                Some(o) if o.status == "active" && o.content_hash == hash => {
-                    counts.unchanged += !again as i64;
-                    unchanged.push(remote_id);
-                    continue;
-                }
-                Some(_) => counts.updated += !again as i64,
-                None => counts.created += 1,
-            }
             upserts.push(RowWrite {
                 projections: projections(table, &merged),
                 remote_id,
@@ -542,69 +574,86 @@ impl RunCtx<'_> {
             stamp(time::OffsetDateTime::now_utc() - self.syncer.options.details_max_age);
         let concurrency = self.syncer.options.detail_concurrency.max(1);
         let mut after = String::new();
+        // Each batch is written while the next one is fetched.
+        let mut fetched: Option<DetailBatch> = None;
         loop {
             self.check_lease()?;
             let todo = self
                 .store()
-                .devices_needing_details(&self.account.id, &stale_before, &after, 256)
+                .devices_needing_details(&self.account.id, &stale_before, &after, 512)
                 .await?;
             let Some(last) = todo.last() else { break };
             after = last.id.clone();
-            let pending = todo.len() as u64;
-            let results: Vec<(DetailTodo, Result<DetailWrite, CallError>)> =
-                futures::stream::iter(todo)
-                    .map(|t| async move {
-                        let r = self.read_details(&t, use_get, apps).await;
-                        (t, r)
-                    })
-                    .buffer_unordered(concurrency)
-                    .collect()
-                    .await;
-            let mut writes = Vec::new();
-            let mut gone = Vec::new();
-            let mut errors = Vec::new();
-            for (t, r) in results {
-                match r {
-                    Ok(w) => writes.push(w),
-                    // Gone, unless this run just listed it (a 404 right
-                    // after a listing is the vendor's lag, not a deletion).
-                    Err(CallError::Connector(ConnectorError::NotFound(m)))
-                        if t.last_seen_run.as_deref() == Some(self.run.id) =>
-                    {
-                        errors.push((Some(t.remote_id), format!("listed but not found: {m}")))
-                    }
-                    Err(CallError::Connector(ConnectorError::NotFound(_))) => gone.push(t.id),
-                    Err(e) if is_fatal(&e) => {
-                        return Err(SyncError::Fatal(format!(
-                            "reading device {}: {e}",
-                            t.remote_id
-                        )));
-                    }
-                    Err(e) => errors.push((Some(t.remote_id), e.to_string())),
-                }
-            }
-            let mut counts = RunCounts {
-                details: writes.len() as i64,
-                updated: writes.iter().filter(|w| w.counts_as_update).count() as i64,
-                ..RunCounts::default()
-            };
-            self.store()
-                .write_details(&self.account.id, &self.run, &writes, counts)
-                .await?;
-            if !gone.is_empty() {
-                counts.removed = self
-                    .store()
-                    .mark_removed(Table::Devices, &self.run, &gone)
-                    .await?;
-            }
-            if !errors.is_empty() {
-                counts.errors = errors.len() as i64;
-                self.store()
-                    .record_detail_errors(&self.run, &errors)
-                    .await?;
-            }
-            self.report("details", counts, Some(pending));
+            let fetch = futures::stream::iter(todo)
+                .map(|t| async move {
+                    let r = self.read_details(&t, use_get, apps).await;
+                    (t, r)
+                })
+                .buffer_unordered(concurrency)
+                .collect::<Vec<_>>();
+            let (written, results) = tokio::join!(self.write_details(fetched.take()), fetch);
+            written?;
+            fetched = Some(self.classify(results)?);
         }
+        self.write_details(fetched).await
+    }
+
+    /// Sorts detail reads into writes, confirmed removals and errors; a
+    /// fatal error stops the run.
+    fn classify(
+        &self,
+        results: Vec<(DetailTodo, Result<DetailWrite, CallError>)>,
+    ) -> Result<DetailBatch, SyncError> {
+        let mut batch = DetailBatch::default();
+        for (t, r) in results {
+            match r {
+                Ok(w) => batch.writes.push(w),
+                // Gone, unless this run just listed it (a 404 right after a
+                // listing is the vendor's lag, not a deletion).
+                Err(CallError::Connector(ConnectorError::NotFound(m)))
+                    if t.last_seen_run.as_deref() == Some(self.run.id) =>
+                {
+                    batch
+                        .errors
+                        .push((Some(t.remote_id), format!("listed but not found: {m}")))
+                }
+                Err(CallError::Connector(ConnectorError::NotFound(_))) => batch.gone.push(t.id),
+                Err(e) if is_fatal(&e) => {
+                    return Err(SyncError::Fatal(format!(
+                        "reading device {}: {e}",
+                        t.remote_id
+                    )));
+                }
+                Err(e) => batch.errors.push((Some(t.remote_id), e.to_string())),
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Stores one batch of detail reads.
+    async fn write_details(&self, batch: Option<DetailBatch>) -> Result<(), SyncError> {
+        let Some(b) = batch else { return Ok(()) };
+        let mut counts = RunCounts {
+            details: b.writes.len() as i64,
+            updated: b.writes.iter().filter(|w| w.counts_as_update).count() as i64,
+            ..RunCounts::default()
+        };
+        self.store()
+            .write_details(&self.account.id, &self.run, &b.writes, counts)
+            .await?;
+        if !b.gone.is_empty() {
+            counts.removed = self
+                .store()
+                .mark_removed(Table::Devices, &self.run, &b.gone)
+                .await?;
+        }
+        if !b.errors.is_empty() {
+            counts.errors = b.errors.len() as i64;
+            self.store()
+                .record_detail_errors(&self.run, &b.errors)
+                .await?;
+        }
+        self.report("details", counts);
         Ok(())
     }
 
@@ -778,7 +827,7 @@ impl RunCtx<'_> {
             .store()
             .remove_missing(table, &self.account.id, &self.run)
             .await?;
-        self.report("removals", counts, None);
+        self.report("removals", counts);
         Ok(())
     }
 }
