@@ -69,25 +69,13 @@ CREATE TABLE sync_errors (
 );
 CREATE INDEX sync_errors_run ON sync_errors (run_id);
 
+-- Devices are narrow rows: what sync compares and updates on every pass
+-- (hashes, seen state) never shares a row with the large JSON, which SQLite
+-- would otherwise read and rewrite through overflow pages.
 CREATE TABLE devices (
     id TEXT PRIMARY KEY,
     account_id TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
     remote_id TEXT NOT NULL,
-    name TEXT,
-    serial_number TEXT,
-    device_type TEXT,
-    platform TEXT,
-    management_state TEXT,
-    assigned_user_email TEXT,
-    user_id TEXT,
-    organization_remote_id TEXT,
-    organization_id TEXT,
-    last_check_in_at TEXT,
-    record TEXT NOT NULL,
-    summary TEXT NOT NULL,
-    detail TEXT,
-    remote_data TEXT NOT NULL,
-    detail_remote_data TEXT,
     content_hash TEXT NOT NULL,
     summary_hash TEXT NOT NULL,
     list_hash TEXT NOT NULL,
@@ -101,11 +89,32 @@ CREATE TABLE devices (
     last_seen_at TEXT NOT NULL,
     removed_at TEXT,
     updated_at TEXT NOT NULL,
+    name TEXT,
+    serial_number TEXT,
+    device_type TEXT,
+    platform TEXT,
+    management_state TEXT,
+    assigned_user_email TEXT,
+    user_id TEXT,
+    organization_remote_id TEXT,
+    organization_id TEXT,
+    last_check_in_at TEXT,
     UNIQUE (account_id, remote_id)
 );
 CREATE INDEX devices_serial ON devices (serial_number);
 CREATE INDEX devices_details ON devices (account_id, needs_details);
 CREATE INDEX devices_email ON devices (assigned_user_email);
+
+-- A device's JSON: the merged record, the listed summary, the last detail
+-- read, and the vendor's text of both.
+CREATE TABLE device_data (
+    device_id TEXT PRIMARY KEY REFERENCES devices (id) ON DELETE CASCADE,
+    record TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    detail TEXT,
+    remote_data TEXT NOT NULL,
+    detail_remote_data TEXT
+);
 
 CREATE TABLE users (
     id TEXT PRIMARY KEY,

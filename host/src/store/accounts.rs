@@ -181,6 +181,12 @@ impl Store {
             .await?;
         // Children first: SQLite only cascades with foreign keys enabled per
         // connection, so the order is explicit rather than trusted.
+        sqlx::query(
+            "DELETE FROM device_data WHERE device_id IN (SELECT id FROM devices WHERE account_id = $1)",
+        )
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
         for table in [
             "apps",
             "devices",

@@ -110,8 +110,16 @@ impl Store {
             add("r.id > ?", after);
         }
         let limit = f.limit.clamp(1, 10_000);
+        // Devices keep their JSON in `device_data`.
+        let data = if listing == Listing::Devices {
+            ", d.record AS record, d.remote_data AS remote_data, \
+             d.detail_remote_data AS detail_remote_data FROM devices r \
+             JOIN device_data d ON d.device_id = r.id"
+        } else {
+            &format!(" FROM {t} r")
+        };
         let sql = format!(
-            "SELECT r.*, a.name AS account_name, a.connector AS connector FROM {t} r \
+            "SELECT r.*, a.name AS account_name, a.connector AS connector{data} \
              JOIN accounts a ON a.id = r.account_id WHERE {} ORDER BY r.id LIMIT {}",
             conds.join(" AND "),
             limit + 1
@@ -140,7 +148,9 @@ impl Store {
     /// serial in another account, or re-enrolled under a new remote id).
     pub async fn device(&self, key: &str) -> Result<Option<Json>, StoreError> {
         let row = sqlx::query(
-            "SELECT r.*, a.name AS account_name, a.connector AS connector FROM devices r \
+            "SELECT r.*, a.name AS account_name, a.connector AS connector, d.record AS record, \
+             d.remote_data AS remote_data, d.detail_remote_data AS detail_remote_data \
+             FROM devices r JOIN device_data d ON d.device_id = r.id \
              JOIN accounts a ON a.id = r.account_id \
              WHERE r.id = $1 OR r.remote_id = $1 OR UPPER(r.serial_number) = UPPER($1) \
              ORDER BY CASE WHEN r.status = 'active' THEN 0 ELSE 1 END, r.last_seen_at DESC LIMIT 1",

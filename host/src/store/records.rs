@@ -244,8 +244,8 @@ impl Store {
             return Ok(HashMap::new());
         }
         let sql = format!(
-            "SELECT remote_id, detail FROM devices WHERE account_id = $1 AND detail IS NOT NULL \
-             AND remote_id IN ({})",
+            "SELECT r.remote_id, d.detail FROM devices r JOIN device_data d ON d.device_id = r.id \
+             WHERE r.account_id = $1 AND d.detail IS NOT NULL AND r.remote_id IN ({})",
             placeholders(2, remote_ids.len())
         );
         let mut q = sqlx::query(&sql).bind(account_id);
@@ -264,11 +264,13 @@ impl Store {
         let at = now();
         let table = page.table;
         let proj = table.projections();
+        let devices = table == Table::Devices;
         let mut cols: Vec<&str> = vec!["id", "account_id", "remote_id"];
         cols.extend(proj);
+        if !devices {
+            cols.extend(["record", "remote_data"]);
+        }
         cols.extend([
-            "record",
-            "remote_data",
             "content_hash",
             "status",
             "missed_passes",
@@ -278,8 +280,8 @@ impl Store {
             "last_seen_at",
             "updated_at",
         ]);
-        if table == Table::Devices {
-            cols.extend(["summary", "summary_hash", "list_hash", "needs_details"]);
+        if devices {
+            cols.extend(["summary_hash", "list_hash", "needs_details"]);
         }
         let updates: Vec<String> = cols
             .iter()
@@ -304,9 +306,10 @@ impl Store {
             for v in &w.projections {
                 q = q.bind(v.as_deref());
             }
+            if !devices {
+                q = q.bind(&w.record).bind(&w.remote_data);
+            }
             q = q
-                .bind(&w.record)
-                .bind(&w.remote_data)
                 .bind(&w.content_hash)
                 .bind("active")
                 .bind(0i64)
@@ -317,12 +320,25 @@ impl Store {
                 .bind(&at);
             if let Some(d) = &w.device {
                 q = q
-                    .bind(&d.summary)
                     .bind(&d.summary_hash)
                     .bind(&d.list_hash)
                     .bind(d.needs_details as i64);
             }
             q.execute(&mut *tx).await?;
+            if let Some(d) = &w.device {
+                sqlx::query(
+                    "INSERT INTO device_data (device_id, record, summary, remote_data) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (device_id) DO UPDATE SET \
+                     record = excluded.record, summary = excluded.summary, \
+                     remote_data = excluded.remote_data",
+                )
+                .bind(record_id(table.prefix(), page.account_id, &w.remote_id))
+                .bind(&w.record)
+                .bind(&d.summary)
+                .bind(&w.remote_data)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         // Seen again without change: one statement per chunk.
         for chunk in page.unchanged.chunks(500) {
@@ -367,10 +383,11 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<DetailTodo>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, remote_id, summary, remote_data, content_hash, changed_run, last_seen_run FROM devices \
-             WHERE account_id = $1 AND status = 'active' AND id > $2 \
-             AND (needs_details = 1 OR details_at IS NULL OR details_at < $3) \
-             ORDER BY id LIMIT $4",
+            "SELECT r.id, r.remote_id, d.summary, d.remote_data, r.content_hash, r.changed_run, \
+             r.last_seen_run FROM devices r JOIN device_data d ON d.device_id = r.id \
+             WHERE r.account_id = $1 AND r.status = 'active' AND r.id > $2 \
+             AND (r.needs_details = 1 OR r.details_at IS NULL OR r.details_at < $3) \
+             ORDER BY r.id LIMIT $4",
         )
         .bind(account_id)
         .bind(after_id)
@@ -410,19 +427,15 @@ impl Store {
             .collect();
         let n = proj.len() + 2;
         let sql = format!(
-            "UPDATE devices SET {}, record = ${n}, detail = ${}, detail_remote_data = ${}, \
-             content_hash = ${}, needs_details = 0, details_at = ${}, \
+            "UPDATE devices SET {}, content_hash = ${n}, needs_details = 0, details_at = ${}, \
              changed_run = CASE WHEN ${} = 1 THEN ${} ELSE changed_run END, \
              updated_at = CASE WHEN ${} = 1 THEN ${} ELSE updated_at END WHERE id = $1",
             sets.join(", "),
             n + 1,
             n + 2,
             n + 3,
-            n + 4,
-            n + 5,
-            n + 6,
-            n + 5,
-            n + 4,
+            n + 2,
+            n + 1,
         );
         let mut tx = self.pool().begin().await?;
         for w in writes {
@@ -430,15 +443,22 @@ impl Store {
             for v in &w.projections {
                 q = q.bind(v.as_deref());
             }
-            q.bind(&w.record)
-                .bind(&w.detail)
-                .bind(&w.detail_remote_data)
-                .bind(&w.content_hash)
+            q.bind(&w.content_hash)
                 .bind(&at)
                 .bind(w.counts_as_update as i64)
                 .bind(run.id)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(
+                "UPDATE device_data SET record = $2, detail = $3, detail_remote_data = $4 \
+                 WHERE device_id = $1",
+            )
+            .bind(&w.id)
+            .bind(&w.record)
+            .bind(&w.detail)
+            .bind(&w.detail_remote_data)
+            .execute(&mut *tx)
+            .await?;
             if let Some(apps) = &w.apps {
                 replace_apps(&mut tx, account_id, &w.id, apps, &at).await?;
             }
