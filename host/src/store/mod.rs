@@ -89,6 +89,10 @@ impl Store {
                             "PRAGMA synchronous = NORMAL",
                             "PRAGMA foreign_keys = ON",
                             "PRAGMA busy_timeout = 30000",
+                            // 16 MiB of page cache per connection (default 2):
+                            // inserts into large random-key indexes (apps,
+                            // devices) otherwise reread pages from the OS.
+                            "PRAGMA cache_size = -16384",
                         ] {
                             conn.execute(pragma).await?;
                         }

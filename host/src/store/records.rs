@@ -598,27 +598,24 @@ impl Store {
     /// email, preferring a user of the same account, and to organizations
     /// by remote id.
     pub async fn link(&self, account_id: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "UPDATE devices SET user_id = COALESCE(\
+        let user = "COALESCE(\
                (SELECT u.id FROM users u WHERE u.account_id = devices.account_id \
                   AND u.status = 'active' AND u.email = devices.assigned_user_email ORDER BY u.id LIMIT 1), \
                (SELECT u.id FROM users u JOIN accounts a ON a.id = u.account_id \
                   WHERE a.workspace_id = (SELECT workspace_id FROM accounts WHERE id = devices.account_id) \
-                  AND u.status = 'active' AND u.email = devices.assigned_user_email ORDER BY u.id LIMIT 1)) \
-             WHERE account_id = $1",
-        )
-        .bind(account_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE devices SET organization_id = (SELECT o.id FROM organizations o \
-               WHERE o.account_id = devices.account_id AND o.remote_id = devices.organization_remote_id) \
-             WHERE account_id = $1",
-        )
-        .bind(account_id)
-        .execute(&mut *tx)
-        .await?;
+                  AND u.status = 'active' AND u.email = devices.assigned_user_email ORDER BY u.id LIMIT 1))";
+        let org = "(SELECT o.id FROM organizations o WHERE o.account_id = devices.account_id \
+               AND o.status = 'active' AND o.remote_id = devices.organization_remote_id)";
+        let mut tx = self.pool().begin().await?;
+        // Only rows whose link changes are written: a re-sync rewrites nothing.
+        for (col, expr) in [("user_id", user), ("organization_id", org)] {
+            sqlx::query(&format!(
+                "UPDATE devices SET {col} = {expr} WHERE account_id = $1 AND {col} IS DISTINCT FROM {expr}"
+            ))
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
