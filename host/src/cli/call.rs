@@ -235,7 +235,7 @@ fn line(e: &Entity) -> String {
 }
 
 /// `field: value` lines, skipping unknowns and the raw vendor data.
-fn write_fields(out: &mut dyn Write, v: &Value) -> anyhow::Result<()> {
+pub(super) fn write_fields(out: &mut dyn Write, v: &Value) -> anyhow::Result<()> {
     let Some(m) = v.as_object() else {
         return Ok(());
     };

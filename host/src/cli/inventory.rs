@@ -179,17 +179,7 @@ impl DevicesCommand {
                     writeln!(out, "{}", serde_json::to_string_pretty(&d)?)?;
                     return Ok(());
                 }
-                for (k, v) in &d {
-                    let text = match v {
-                        Value::Null => continue,
-                        Value::Array(a) if a.is_empty() => continue,
-                        Value::Object(o) if o.is_empty() => continue,
-                        _ if k == "remote_data" => continue,
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    writeln!(out, "{k:>24}: {text}")?;
-                }
+                super::call::write_fields(out, &Value::Object(d))?;
                 Ok(())
             }
         }
