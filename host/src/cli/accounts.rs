@@ -135,7 +135,7 @@ impl AccountsCommand {
                 if refetch && !no_sync {
                     writeln!(out, "Re-fetching its records with the new settings…")?;
                     let args = SyncArgs::one(&name);
-                    run_one(env, &accounts, &args, &row, "update", out).await?;
+                    run_one(&accounts, &args, &row, "update", out).await?;
                 } else if refetch {
                     writeln!(out, "Its records will be re-fetched by the next sync.")?;
                 }

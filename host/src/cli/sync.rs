@@ -78,7 +78,7 @@ impl SyncArgs {
             return Ok(());
         }
         if let [one] = targets.as_slice() {
-            run_one(env, &accounts, &self, one, "manual", out).await?;
+            run_one(&accounts, &self, one, "manual", out).await?;
             return Ok(());
         }
         let syncer = Syncer::new(accounts, self.options());
@@ -118,7 +118,6 @@ impl SyncArgs {
 
 /// Syncs one account with a progress bar and prints its counts.
 pub async fn run_one(
-    _env: &Env,
     accounts: &Accounts,
     args: &SyncArgs,
     account: &AccountRow,

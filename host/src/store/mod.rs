@@ -125,11 +125,6 @@ impl Store {
     pub fn backend(&self) -> Backend {
         self.backend
     }
-
-    /// Closes every connection (tests, shutdown).
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
 }
 
 /// The `sqlite://` URL of a database file, created if missing.

@@ -299,8 +299,9 @@ impl Store {
 
         let mut tx = self.pool().begin().await?;
         for w in &page.upserts {
+            let id = record_id(table.prefix(), page.account_id, &w.remote_id);
             let mut q = sqlx::query(&upsert)
-                .bind(record_id(table.prefix(), page.account_id, &w.remote_id))
+                .bind(&id)
                 .bind(page.account_id)
                 .bind(&w.remote_id);
             for v in &w.projections {
@@ -332,7 +333,7 @@ impl Store {
                      record = excluded.record, summary = excluded.summary, \
                      remote_data = excluded.remote_data",
                 )
-                .bind(record_id(table.prefix(), page.account_id, &w.remote_id))
+                .bind(&id)
                 .bind(&w.record)
                 .bind(&d.summary)
                 .bind(&w.remote_data)
