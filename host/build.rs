@@ -5,7 +5,7 @@ use std::path::Path;
 
 /// Built-in connector crates, by package name. Each is a workspace member
 /// under `connectors/`.
-const BUILTINS: &[&str] = &["mdmhub-connector-iru"];
+const BUILTINS: &[&str] = &["mdmhub-connector-iru", "mdmhub-connector-intune"];
 
 fn main() {
     let root = mdmhub_build_support::workspace_root();

@@ -124,6 +124,7 @@ impl AccountSession {
     pub fn new(info: &ConnectorInfo, spec: AccountSpec) -> Result<Arc<Self>, ConfigError> {
         let mut config = BTreeMap::new();
         let mut vars = BTreeMap::new();
+        let in_urls = url_template_names(info);
         for field in &info.config {
             let given = if field.secret {
                 spec.secrets.get(&field.key).map(|s| s.expose().to_owned())
@@ -165,6 +166,9 @@ impl AccountSession {
                 }
             }
             if !field.secret {
+                if in_urls.contains(&field.key.as_str()) {
+                    check_url_safe(&field.key, &value)?;
+                }
                 vars.insert(field.key.clone(), value.clone());
                 config.insert(field.key.clone(), value);
             }
@@ -253,5 +257,38 @@ impl AccountSession {
     /// Rate-limit waits so far (count, total milliseconds), for progress reports.
     pub fn rate_limit_waits(&self) -> (u64, u64) {
         self.limits.waits()
+    }
+}
+
+/// Config keys used in the connector's URL templates (origins, token URL,
+/// scope, deep link).
+fn url_template_names(info: &ConnectorInfo) -> Vec<&str> {
+    use crate::contract::AuthScheme;
+    let auth: Vec<&str> = match &info.auth {
+        AuthScheme::Oauth2ClientCredentials(o) => std::iter::once(o.token_url.as_str())
+            .chain(o.scope.as_deref())
+            .collect(),
+        AuthScheme::TokenExchange(t) => vec![t.token_url.as_str()],
+        _ => vec![],
+    };
+    info.origins
+        .iter()
+        .map(String::as_str)
+        .chain(info.device_url_template.as_deref())
+        .chain(auth)
+        .flat_map(template::names)
+        .collect()
+}
+
+/// A config value that goes into a URL may not change the URL's shape: a
+/// subdomain of `evil.test#` would otherwise move a declared origin.
+fn check_url_safe(key: &str, value: &str) -> Result<(), ConfigError> {
+    let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_');
+    if value.chars().all(safe) {
+        Ok(())
+    } else {
+        Err(ConfigError(format!(
+            "`{key}` may only contain letters, digits, `-`, `.` and `_` (it is part of the vendor's URLs), not `{value}`"
+        )))
     }
 }

@@ -59,6 +59,12 @@ impl ActionOutcome {
         self
     }
 
+    /// Adds a message for the caller.
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+
     /// Adds a value the caller needs; `sensitive` ones (a PIN) are shown once
     /// and never logged or stored in plaintext by the host.
     pub fn with_value(mut self, key: &str, value: String, sensitive: bool) -> Self {

@@ -47,6 +47,18 @@ impl<'a> Text<'a> {
     pub fn flag(&self) -> Option<bool> {
         self.as_str().and_then(lenient::parse_bool)
     }
+    /// The text as a non-negative integer; `0` is unknown when `zero_unknown`
+    /// (vendors such as Intune send `0` for "not reported").
+    pub fn unsigned(&self, zero_unknown: bool) -> Option<u64> {
+        let s = self.as_str()?;
+        let n = s.parse::<u64>().ok().or_else(|| {
+            s.parse::<f64>()
+                .ok()
+                .filter(|f| *f >= 0.0)
+                .map(|f| f as u64)
+        })?;
+        (n != 0 || !zero_unknown).then_some(n)
+    }
 }
 
 impl<'a> From<&'a str> for Text<'a> {
@@ -323,5 +335,18 @@ mod tests {
         let r = rec(r#"{"user": "", "tags": "eng"}"#);
         assert!(r.user.get().is_none());
         assert!(r.tags.0.is_empty());
+    }
+
+    #[test]
+    fn numbers_with_zero_as_unknown() {
+        assert_eq!(
+            rec(r#"{"a": 17179869184}"#).a.unsigned(true),
+            Some(16 << 30)
+        );
+        assert_eq!(rec(r#"{"a": "42"}"#).a.unsigned(false), Some(42));
+        assert_eq!(rec(r#"{"a": 0}"#).a.unsigned(true), None);
+        assert_eq!(rec(r#"{"a": 0}"#).a.unsigned(false), Some(0));
+        assert_eq!(rec(r#"{"a": -3}"#).a.unsigned(false), None);
+        assert_eq!(rec(r#"{"a": "lots"}"#).a.unsigned(false), None);
     }
 }

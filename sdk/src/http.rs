@@ -289,12 +289,13 @@ pub fn error_message(body: &[u8]) -> Option<String> {
         for path in [
             "/detail",
             "/message",
+            "/Message",
             "/error/message",
             "/error_description",
             "/error",
         ] {
             if let Some(Value::String(s)) = v.pointer(path) {
-                return Some(s.clone());
+                return Some(unwrap_nested(s));
             }
         }
         None
@@ -314,6 +315,22 @@ pub fn error_message(body: &[u8]) -> Option<String> {
         ),
         other => pick(other).or_else(|| Some(other.to_string().chars().take(500).collect())),
     }
+}
+
+/// A message that is itself a JSON-encoded object (Intune puts
+/// `{"_version": 3, "Message": "..."}` in `error.message`) reduced to its
+/// `Message`; any other text is kept.
+fn unwrap_nested(s: &str) -> String {
+    let t = s.trim();
+    if t.starts_with('{')
+        && let Ok(inner) = serde_json::from_str::<serde_json::Value>(t)
+        && let Some(m) = ["Message", "message"]
+            .iter()
+            .find_map(|k| inner.get(*k).and_then(|v| v.as_str()))
+    {
+        return m.trim().to_owned();
+    }
+    s.to_owned()
 }
 
 /// A path segment from an id the caller gave (percent-encoded), so that an
@@ -445,6 +462,12 @@ mod tests {
                 .contains("HTML")
         );
         assert!(error_message(b"").is_none());
+        let intune = serde_json::json!({"error": {"code": "ResourceNotFound", "message":
+            "{\r\n  \"_version\": 3,\r\n  \"Message\": \"An error has occurred - Operation ID: 1\"\r\n}"}});
+        assert_eq!(
+            error_message(intune.to_string().as_bytes()).unwrap(),
+            "An error has occurred - Operation ID: 1"
+        );
     }
 
     #[test]

@@ -171,6 +171,34 @@ pub fn human_bytes(s: &str) -> Option<u64> {
     Some((number * factor as f64).round() as u64)
 }
 
+/// A vendor's camelCase enum value in mdmhub's lowercase snake_case
+/// (`retirePending` becomes `retire_pending`, `inGracePeriod` becomes
+/// `in_grace_period`); `None` for blank text.
+pub fn snake_case(s: &str) -> Option<String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(s.len() + 4);
+    let mut prev_lower = false;
+    for c in s.chars() {
+        if c.is_ascii_uppercase() {
+            if prev_lower {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+            prev_lower = false;
+        } else if c == ' ' || c == '-' {
+            out.push('_');
+            prev_lower = false;
+        } else {
+            out.push(c);
+            prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        }
+    }
+    Some(out)
+}
+
 /// Normalizes a MAC address to lowercase colon-separated form
 /// (`001A2B3C4D5E` and `00-1a-2b-3c-4d-5e` become `00:1a:2b:3c:4d:5e`).
 pub fn mac_address(s: &str) -> Option<String> {
@@ -268,5 +296,20 @@ mod tests {
             Some("fc:e2:6c:27:1b:e4")
         );
         assert_eq!(mac_address(""), None);
+    }
+
+    #[test]
+    fn enum_values_become_snake_case() {
+        assert_eq!(
+            snake_case("retirePending").as_deref(),
+            Some("retire_pending")
+        );
+        assert_eq!(snake_case("managed").as_deref(), Some("managed"));
+        assert_eq!(
+            snake_case("inGracePeriod").as_deref(),
+            Some("in_grace_period")
+        );
+        assert_eq!(snake_case("Wipe Issued").as_deref(), Some("wipe_issued"));
+        assert_eq!(snake_case(" "), None);
     }
 }

@@ -26,6 +26,7 @@ pub mod lenient;
 pub mod log;
 pub mod page;
 pub mod paging;
+pub mod pc;
 
 #[doc(hidden)]
 // Generated code: WIT records become many-argument functions.

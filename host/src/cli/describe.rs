@@ -29,7 +29,11 @@ pub fn rate(p: &RatePolicy) -> String {
                     " ({})",
                     b.methods
                         .iter()
-                        .map(|m| format!("{m:?}").to_uppercase())
+                        // Debug prints `Method::Post`: keep the variant name.
+                        .map(|m| {
+                            let name = format!("{m:?}");
+                            name.rsplit("::").next().unwrap_or(&name).to_uppercase()
+                        })
                         .collect::<Vec<_>>()
                         .join(",")
                 )
