@@ -2,10 +2,11 @@
 //! them a capability-limited HTTP client ([`http`]) bound to one account
 //! ([`account`]), keeps a synced inventory ([`store`], [`sync`]) of saved
 //! accounts ([`accounts`], secrets sealed by [`secrets`]), and offers all of
-//! it through the `mdmhub` CLI ([`cli`]).
+//! it through the `mdmhub` CLI ([`cli`]) and the HTTP API ([`api`]).
 
 pub mod account;
 pub mod accounts;
+pub mod api;
 pub mod builtin;
 pub mod cli;
 pub mod contract;

@@ -91,6 +91,7 @@ impl ListArgs {
             device: self.device.clone(),
             after: self.cursor.clone(),
             limit: self.limit,
+            ..Filter::default()
         }
     }
 

@@ -5,9 +5,11 @@
 mod accounts;
 mod call;
 mod connectors;
-mod describe;
+pub(crate) mod describe;
 pub mod inputs;
 mod inventory;
+mod keys;
+mod serve;
 mod sync;
 mod table;
 
@@ -83,6 +85,11 @@ pub enum Command {
     /// Synced organizations (tenants, sites, blueprints, groups).
     #[command(subcommand, alias = "organizations")]
     Orgs(inventory::ListCommand),
+    /// Serve the HTTP API (and sync accounts on their schedules).
+    Serve(serve::ServeArgs),
+    /// API keys for the HTTP API.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 impl Cli {
@@ -103,6 +110,8 @@ impl Cli {
             Command::Users(c) => c.run(&env, inventory::Kind::Users, out).await,
             Command::Apps(c) => c.run(&env, inventory::Kind::Apps, out).await,
             Command::Orgs(c) => c.run(&env, inventory::Kind::Organizations, out).await,
+            Command::Serve(c) => c.run(&env, out).await,
+            Command::Keys(c) => c.run(&env, out).await,
         }
     }
 }
@@ -186,7 +195,12 @@ impl Env {
 pub async fn main() -> std::process::ExitCode {
     use clap::Parser as _;
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // A server's log is its record of requests; commands only warn.
+    let level = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    init_logging_at(cli.log_format, level);
     match cli.run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         // `mdmhub ... | head`: the reader left; that is not an error.
@@ -208,8 +222,13 @@ pub async fn main() -> std::process::ExitCode {
 
 /// Sets up logging to stderr (`RUST_LOG` filters; default `warn`).
 pub fn init_logging(format: LogFormat) {
+    init_logging_at(format, "warn");
+}
+
+/// Sets up logging to stderr (`RUST_LOG` filters; default `level`).
+pub fn init_logging_at(format: LogFormat, level: &str) {
     let filter =
-        tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into());
+        tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| level.into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -120,10 +120,19 @@ impl Store {
 
     /// The account named (or with id) `name`, if any.
     pub async fn find_account(&self, name: &str) -> Result<Option<AccountRow>, StoreError> {
+        self.find_account_in(DEFAULT_WORKSPACE, name).await
+    }
+
+    /// The account of `workspace` named (or with id) `name`, if any.
+    pub async fn find_account_in(
+        &self,
+        workspace: &str,
+        name: &str,
+    ) -> Result<Option<AccountRow>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM accounts WHERE workspace_id = $1 AND (name = $2 OR id = $2)"
         ))
-        .bind(DEFAULT_WORKSPACE)
+        .bind(workspace)
         .bind(name)
         .fetch_optional(self.pool())
         .await?;
@@ -141,10 +150,15 @@ impl Store {
 
     /// Every account, by name.
     pub async fn accounts(&self) -> Result<Vec<AccountRow>, StoreError> {
+        self.accounts_in(DEFAULT_WORKSPACE).await
+    }
+
+    /// Every account of `workspace`, by name.
+    pub async fn accounts_in(&self, workspace: &str) -> Result<Vec<AccountRow>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM accounts WHERE workspace_id = $1 ORDER BY name"
         ))
-        .bind(DEFAULT_WORKSPACE)
+        .bind(workspace)
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(from_row).collect()

@@ -7,6 +7,7 @@
 //! write and the store writes it.
 
 pub mod accounts;
+pub mod keys;
 pub mod query;
 pub mod records;
 pub mod runs;

@@ -52,6 +52,14 @@ pub struct Filter {
     pub after: Option<String>,
     /// At most this many.
     pub limit: i64,
+    /// Workspace id; `None` is the default workspace (the CLI's).
+    pub workspace: Option<String>,
+    /// Only the record with this mdmhub id (a single read).
+    pub id: Option<String>,
+    /// Only records updated at or after this stored time (see [`super::stamp`]).
+    pub updated_since: Option<String>,
+    /// Leave `remote_data` out: it is most of a record's size.
+    pub omit_remote_data: bool,
 }
 
 /// One stored record in the shape callers see.
@@ -66,7 +74,11 @@ impl Store {
     ) -> Result<(Vec<Json>, Option<String>), StoreError> {
         let t = listing.table();
         let mut conds = vec!["a.workspace_id = $1".to_owned()];
-        let mut binds: Vec<String> = vec![super::accounts::DEFAULT_WORKSPACE.into()];
+        let workspace = f
+            .workspace
+            .as_deref()
+            .unwrap_or(super::accounts::DEFAULT_WORKSPACE);
+        let mut binds: Vec<String> = vec![workspace.into()];
         let mut add = |cond: &str, value: &str| {
             binds.push(value.to_owned());
             conds.push(cond.replace('?', &format!("${}", binds.len())));
@@ -106,17 +118,29 @@ impl Store {
                 d,
             );
         }
+        if let Some(id) = &f.id {
+            add("r.id = ?", id);
+        }
+        if let Some(since) = &f.updated_since {
+            add("r.updated_at >= ?", since);
+        }
         if let Some(after) = &f.after {
             add("r.id > ?", after);
         }
         let limit = f.limit.clamp(1, 10_000);
         // Devices keep their JSON in `device_data`.
-        let data = if listing == Listing::Devices {
-            ", d.record AS record, d.remote_data AS remote_data, \
-             d.detail_remote_data AS detail_remote_data FROM devices r \
-             JOIN device_data d ON d.device_id = r.id"
-        } else {
-            &format!(" FROM {t} r")
+        let data = match (listing, f.omit_remote_data) {
+            (Listing::Devices, false) => ", d.record AS record, d.remote_data AS remote_data, \
+                 d.detail_remote_data AS detail_remote_data FROM devices r \
+                 JOIN device_data d ON d.device_id = r.id"
+                .to_owned(),
+            (Listing::Devices, true) => {
+                ", d.record AS record FROM devices r JOIN device_data d ON d.device_id = r.id"
+                    .to_owned()
+            }
+            // Other tables hold `remote_data` in the row; leaving it out
+            // of the JSON is enough.
+            _ => format!(" FROM {t} r"),
         };
         let sql = format!(
             "SELECT r.*, a.name AS account_name, a.connector AS connector{data} \
@@ -131,7 +155,7 @@ impl Store {
         let rows = q.fetch_all(self.pool()).await?;
         let mut out = rows
             .iter()
-            .map(|r| to_json(listing, r))
+            .map(|r| to_json(listing, r, !f.omit_remote_data))
             .collect::<Result<Vec<_>, _>>()?;
         let next = if out.len() as i64 > limit {
             out.truncate(limit as usize);
@@ -159,32 +183,52 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let mut device = to_json(Listing::Devices, &row)?;
-        let serial: Option<String> = row.try_get("serial_number")?;
-        let id: String = row.try_get("id")?;
-        let same_as: Vec<Value> = match serial {
-            Some(serial) => sqlx::query(
-                "SELECT r.id, r.account_id, r.remote_id, r.status FROM devices r \
-                 WHERE UPPER(r.serial_number) = UPPER($1) AND r.id <> $2 ORDER BY r.id",
-            )
-            .bind(serial)
-            .bind(&id)
-            .fetch_all(self.pool())
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(serde_json::json!({
-                    "id": r.try_get::<String, _>(0)?,
-                    "account_id": r.try_get::<String, _>(1)?,
-                    "remote_id": r.try_get::<String, _>(2)?,
-                    "status": r.try_get::<String, _>(3)?,
-                }))
-            })
-            .collect::<Result<_, StoreError>>()?,
-            None => Vec::new(),
+        let mut device = to_json(Listing::Devices, &row, true)?;
+        self.add_same_as(None, &mut device).await?;
+        Ok(Some(device))
+    }
+
+    /// Adds `same_as` to a device read: the other records with its serial
+    /// number, only among `workspace`'s accounts when one is given.
+    pub async fn add_same_as(
+        &self,
+        workspace: Option<&str>,
+        device: &mut Json,
+    ) -> Result<(), StoreError> {
+        let serial = device.get("serial_number").and_then(Value::as_str);
+        let id = device.get("id").and_then(Value::as_str);
+        let same_as: Vec<Value> = match (serial, id) {
+            (Some(serial), Some(id)) => {
+                let scope = if workspace.is_some() {
+                    " AND r.account_id IN (SELECT id FROM accounts WHERE workspace_id = $3)"
+                } else {
+                    ""
+                };
+                let sql = format!(
+                    "SELECT r.id, r.account_id, r.remote_id, r.status FROM devices r \
+                     WHERE UPPER(r.serial_number) = UPPER($1) AND r.id <> $2{scope} ORDER BY r.id"
+                );
+                let mut q = sqlx::query(&sql).bind(serial).bind(id);
+                if let Some(w) = workspace {
+                    q = q.bind(w);
+                }
+                q.fetch_all(self.pool())
+                    .await?
+                    .iter()
+                    .map(|r| {
+                        Ok(serde_json::json!({
+                            "id": r.try_get::<String, _>(0)?,
+                            "account_id": r.try_get::<String, _>(1)?,
+                            "remote_id": r.try_get::<String, _>(2)?,
+                            "status": r.try_get::<String, _>(3)?,
+                        }))
+                    })
+                    .collect::<Result<_, StoreError>>()?
+            }
+            _ => Vec::new(),
         };
         device.insert("same_as".into(), Value::Array(same_as));
-        Ok(Some(device))
+        Ok(())
     }
 
     /// Rows in a table for an account (tests, reports).
@@ -214,7 +258,7 @@ impl Store {
 }
 
 /// A row as callers see it: the normalized record plus mdmhub's fields.
-fn to_json(listing: Listing, r: &AnyRow) -> Result<Json, StoreError> {
+fn to_json(listing: Listing, r: &AnyRow, remote_data: bool) -> Result<Json, StoreError> {
     let text: String = r.try_get("record")?;
     let mut out: Json = serde_json::from_str(&text)
         .map_err(|e| StoreError::Corrupt(format!("stored record: {e}")))?;
@@ -246,6 +290,9 @@ fn to_json(listing: Listing, r: &AnyRow) -> Result<Json, StoreError> {
     if listing == Listing::Devices {
         put("user_id", s("user_id")?);
         put("organization_id", s("organization_id")?);
+    }
+    if !remote_data {
+        return Ok(out);
     }
     let raw: String = r.try_get("remote_data")?;
     let raw = serde_json::from_str(&raw).unwrap_or(Value::String(raw));

@@ -277,6 +277,62 @@ impl Store {
         rows.iter().map(run_from_row).collect()
     }
 
+    /// Up to `limit` runs of `workspace`'s accounts (or of its account
+    /// `account`, by name or id), newest first, after the keyset position
+    /// `after` (`started_at`, `id`) of a previous page.
+    pub async fn runs_in(
+        &self,
+        workspace: &str,
+        account: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: i64,
+    ) -> Result<Vec<RunRow>, StoreError> {
+        let mut conds =
+            vec!["account_id IN (SELECT id FROM accounts WHERE workspace_id = $1".to_owned()];
+        let mut binds = vec![workspace];
+        if let Some(a) = account {
+            binds.push(a);
+            conds[0].push_str(" AND (name = $2 OR id = $2)");
+        }
+        conds[0].push(')');
+        if let Some((started, id)) = after {
+            let (s, i) = (binds.len() + 1, binds.len() + 2);
+            conds.push(format!(
+                "(started_at < ${s} OR (started_at = ${s} AND id < ${i}))"
+            ));
+            binds.extend([started, id]);
+        }
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM sync_runs WHERE {} \
+             ORDER BY started_at DESC, id DESC LIMIT {}",
+            conds.join(" AND "),
+            limit.max(1)
+        );
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = q.bind(b);
+        }
+        let rows = q.fetch_all(self.pool()).await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// The run `run_id` if it belongs to one of `workspace`'s accounts.
+    pub async fn run_in(
+        &self,
+        workspace: &str,
+        run_id: &str,
+    ) -> Result<Option<RunRow>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = $2 \
+             AND account_id IN (SELECT id FROM accounts WHERE workspace_id = $1)"
+        ))
+        .bind(workspace)
+        .bind(run_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
     /// Records the phase a run is in.
     pub async fn set_phase(&self, run_id: &str, phase: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE sync_runs SET phase = $2 WHERE id = $1")

@@ -1,0 +1,80 @@
+//! Extractors whose rejections are problems, so that a bad query string
+//! or path answers `application/problem+json` like every other error.
+
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::problem::{Kind, Problem};
+
+/// Query parameters of type `T`.
+#[derive(Debug)]
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| Params(v))
+            .map_err(|e| Problem::new(Kind::InvalidParameter, e.body_text()))
+    }
+}
+
+/// The one `{id}` segment of a path.
+#[derive(Debug)]
+pub struct Id(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| Id(v))
+            .map_err(|e| Problem::new(Kind::InvalidParameter, e.body_text()))
+    }
+}
+
+/// Checks a page size: 1 to 1000, 100 when not given.
+pub fn limit(given: Option<i64>) -> Result<i64, Problem> {
+    match given {
+        None => Ok(100),
+        Some(n @ 1..=1000) => Ok(n),
+        Some(n) => Err(Problem::new(
+            Kind::InvalidParameter,
+            format!("limit {n}: use 1 to 1000"),
+        )),
+    }
+}
+
+/// A caller's RFC 3339 time as the store writes times (so they compare).
+pub fn time(name: &str, given: &str) -> Result<String, Problem> {
+    time::OffsetDateTime::parse(given, &time::format_description::well_known::Rfc3339)
+        .map(crate::store::stamp)
+        .map_err(|e| {
+            Problem::new(
+                Kind::InvalidParameter,
+                format!("{name} `{given}` is not an RFC 3339 time ({e})"),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_and_times_are_checked() {
+        assert_eq!(limit(None).unwrap(), 100);
+        assert_eq!(limit(Some(1000)).unwrap(), 1000);
+        assert!(limit(Some(0)).is_err());
+        assert!(limit(Some(1001)).is_err());
+        assert_eq!(
+            time("updated_since", "2024-01-02T03:04:05+01:00").unwrap(),
+            "2024-01-02T02:04:05.000000Z"
+        );
+        assert!(time("updated_since", "yesterday").is_err());
+    }
+}

@@ -1,0 +1,196 @@
+//! Errors as RFC 9457 `application/problem+json`, each with a stable `type`
+//! URI that callers can match on.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::store::StoreError;
+
+/// Where problem types live; a type is this plus its slug.
+pub const TYPE_BASE: &str = "https://mdmhub.dev/problems/";
+
+/// The media type of problem bodies.
+pub const MEDIA_TYPE: &str = "application/problem+json";
+
+/// The kinds of problem the API answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The bearer key is missing, malformed, unknown or revoked.
+    Unauthorized,
+    /// No such object in the caller's workspace (or no such route).
+    NotFound,
+    /// The route exists but not for this method.
+    MethodNotAllowed,
+    /// A query or path parameter is invalid.
+    InvalidParameter,
+    /// The account is already syncing.
+    SyncRunning,
+    /// A sync could not start.
+    SyncFailed,
+    /// The server is shutting down and takes no new work.
+    ShuttingDown,
+    /// The database is unreachable or not migrated.
+    NotReady,
+    /// Anything else; the details are in the server log.
+    Internal,
+}
+
+impl Kind {
+    /// The type URI's last segment.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Kind::Unauthorized => "unauthorized",
+            Kind::NotFound => "not-found",
+            Kind::MethodNotAllowed => "method-not-allowed",
+            Kind::InvalidParameter => "invalid-parameter",
+            Kind::SyncRunning => "sync-already-running",
+            Kind::SyncFailed => "sync-failed",
+            Kind::ShuttingDown => "shutting-down",
+            Kind::NotReady => "not-ready",
+            Kind::Internal => "internal",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Kind::Unauthorized => "Missing or invalid API key",
+            Kind::NotFound => "Not found",
+            Kind::MethodNotAllowed => "Method not allowed",
+            Kind::InvalidParameter => "Invalid parameter",
+            Kind::SyncRunning => "Sync already running",
+            Kind::SyncFailed => "Sync could not start",
+            Kind::ShuttingDown => "Shutting down",
+            Kind::NotReady => "Not ready",
+            Kind::Internal => "Internal error",
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            Kind::Unauthorized => StatusCode::UNAUTHORIZED,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Kind::InvalidParameter => StatusCode::BAD_REQUEST,
+            Kind::SyncRunning => StatusCode::CONFLICT,
+            Kind::SyncFailed | Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Kind::ShuttingDown | Kind::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// An RFC 9457 problem.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A stable URI naming the kind of problem, e.g. `https://mdmhub.dev/problems/not-found`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short summary of the kind.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong in this case.
+    pub detail: String,
+}
+
+impl Problem {
+    /// A problem of `kind` with `detail`.
+    pub fn new(kind: Kind, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("{TYPE_BASE}{}", kind.slug()),
+            title: kind.title().into(),
+            status: kind.status().as_u16(),
+            detail: detail.into(),
+        }
+    }
+
+    /// 404 for a `what` with `id` the caller's workspace does not have.
+    pub fn not_found(what: &str, id: &str) -> Self {
+        Self::new(Kind::NotFound, format!("no {what} `{id}`"))
+    }
+
+    /// 500 for an unexpected failure: logged here in full, answered briefly
+    /// (database messages may name internals).
+    pub fn internal(error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %error, "request failed");
+        Self::new(
+            Kind::Internal,
+            "the server failed to answer; the details are in its log",
+        )
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => Problem::new(Kind::NotFound, m),
+            other => Problem::internal(&other),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let unauthorized = status == StatusCode::UNAUTHORIZED;
+        let mut response = (status, axum::Json(self)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
+        if unauthorized {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"mdmhub\""),
+            );
+        }
+        response
+    }
+}
+
+/// The answer to a request no route matches.
+pub async fn no_route(uri: axum::http::Uri) -> Problem {
+    Problem::new(Kind::NotFound, format!("no route {}", uri.path()))
+}
+
+/// The answer to a route called with a method it does not take.
+pub async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> Problem {
+    Problem::new(
+        Kind::MethodNotAllowed,
+        format!("{} does not take {method}", uri.path()),
+    )
+}
+
+/// Documents the problems every authenticated operation may answer with.
+#[derive(utoipa::IntoResponses)]
+pub enum Common {
+    /// A parameter is invalid.
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(Problem),
+    /// The bearer key is missing, unknown or revoked.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// Not in the caller's workspace.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+    /// The server failed.
+    #[response(status = 500, content_type = "application/problem+json")]
+    Internal(Problem),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_have_stable_types_and_statuses() {
+        let p = Problem::not_found("device", "dev_1");
+        assert_eq!(p.kind, "https://mdmhub.dev/problems/not-found");
+        assert_eq!(p.status, 404);
+        let r = Problem::new(Kind::Unauthorized, "no key").into_response();
+        assert_eq!(r.status(), 401);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], MEDIA_TYPE);
+        assert!(r.headers().contains_key(header::WWW_AUTHENTICATE));
+        let stored: Problem = StoreError::NotFound("no account `x`".into()).into();
+        assert_eq!(stored.status, 404);
+    }
+}
