@@ -1,5 +1,6 @@
 //! The one integration-test binary (each binary relinks wasmtime).
 
+mod api;
 mod example;
 mod http_rules;
 mod inventory;
