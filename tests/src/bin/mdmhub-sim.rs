@@ -1,13 +1,18 @@
 //! `mdmhub-sim`: vendor API simulators for tests, benchmarks and demos.
 //!
 //! `mdmhub-sim iru --devices 1000 --port 8001 --seed 1` serves a synthetic
-//! Iru tenant on loopback and prints its base URL once it is ready.
+//! Iru tenant on loopback and prints its base URL once it is ready;
+//! `mdmhub-sim intune --devices 1000 --port 8002` does the same for
+//! Microsoft Intune (the token endpoint and Graph on one origin).
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use mdmhub_tests::sim::control::{BudgetSpec, Faults};
+use mdmhub_tests::sim::intune::{IntuneOptions, IntuneSim, Throttle};
 use mdmhub_tests::sim::iru::{IruOptions, IruSim};
+use mdmhub_tests::sim::server::Running;
 
 #[derive(Parser)]
 #[command(name = "mdmhub-sim", about = "Vendor API simulators for mdmhub")]
@@ -20,6 +25,8 @@ struct Cli {
 enum Vendor {
     /// Iru (formerly Kandji) Endpoint Management API v1.
     Iru(IruArgs),
+    /// Microsoft Intune through Microsoft Graph (v1.0 and beta).
+    Intune(IntuneArgs),
 }
 
 /// Fault injection shared by every simulator.
@@ -95,38 +102,120 @@ struct IruArgs {
     faults: FaultArgs,
 }
 
+#[derive(Args)]
+struct IntuneArgs {
+    /// Devices in the synthetic (mixed-platform) fleet.
+    #[arg(long, default_value_t = 500)]
+    devices: usize,
+    /// Port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 8002)]
+    port: u16,
+    /// Seed of the fleet.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The app with every permission.
+    #[arg(long, default_value = "test-client")]
+    client_id: String,
+    /// The secret of both apps.
+    #[arg(long, default_value = "test-secret")]
+    client_secret: String,
+    /// A valid app that lacks the device permissions (403 on devices).
+    #[arg(long, default_value = "limited-client")]
+    limited_client_id: String,
+    /// The tenant id or domain the token endpoint accepts (default: any).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Access token lifetime in seconds.
+    #[arg(long, default_value_t = 3599)]
+    token_ttl: u64,
+    /// Multiply Intune's request limits (4000/2000/400/200 per window).
+    #[arg(long, default_value_t = 1.0)]
+    throttle_scale: f64,
+    /// No request limits at all.
+    #[arg(long, conflicts_with = "throttle_scale")]
+    no_throttle: bool,
+    /// Length of the throttling window in seconds.
+    #[arg(long, default_value_t = 20)]
+    window_secs: u64,
+    #[command(flatten)]
+    faults: FaultArgs,
+}
+
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    match cli.vendor {
-        Vendor::Iru(a) => {
-            let opts = IruOptions {
-                devices: a.devices,
-                seed: a.seed,
-                token: a.token.clone(),
-                limited_token: a.limited_token,
-                missing_permission_status: a.missing_permission_status,
-                budget: BudgetSpec {
-                    limit: a.budget,
-                    window: Duration::from_secs(a.budget_window_secs),
-                    retry_after: !a.budget_no_retry_after,
-                },
-                faults: a.faults.faults(),
-            };
-            let (_sim, running) = match IruSim::spawn(opts, a.port).await {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("error: cannot listen on 127.0.0.1:{}: {e}", a.port);
-                    return std::process::ExitCode::FAILURE;
-                }
-            };
-            println!("{}", running.base_url);
-            eprintln!(
-                "mdmhub-sim iru: {} devices, token `{}`; control at {}/_sim/actions|stats|faults",
-                a.devices, a.token, running.base_url
-            );
-            let _ = tokio::signal::ctrl_c().await;
-            std::process::ExitCode::SUCCESS
-        }
+async fn main() -> ExitCode {
+    match Cli::parse().vendor {
+        Vendor::Iru(a) => iru(a).await,
+        Vendor::Intune(a) => intune(a).await,
     }
+}
+
+async fn iru(a: IruArgs) -> ExitCode {
+    let opts = IruOptions {
+        devices: a.devices,
+        seed: a.seed,
+        token: a.token.clone(),
+        limited_token: a.limited_token,
+        missing_permission_status: a.missing_permission_status,
+        budget: BudgetSpec {
+            limit: a.budget,
+            window: Duration::from_secs(a.budget_window_secs),
+            retry_after: !a.budget_no_retry_after,
+        },
+        faults: a.faults.faults(),
+    };
+    let running = match IruSim::spawn(opts, a.port).await {
+        Ok((_, running)) => running,
+        Err(e) => return listen_failed(a.port, e),
+    };
+    let summary = format!("{} devices, token `{}`", a.devices, a.token);
+    serve("iru", running, summary).await
+}
+
+async fn intune(a: IntuneArgs) -> ExitCode {
+    let throttle = if a.no_throttle {
+        Throttle::unlimited()
+    } else {
+        Throttle {
+            window: Duration::from_secs(a.window_secs),
+            ..Throttle::scaled(a.throttle_scale)
+        }
+    };
+    let opts = IntuneOptions {
+        devices: a.devices,
+        seed: a.seed,
+        client_id: a.client_id.clone(),
+        client_secret: a.client_secret.clone(),
+        limited_client_id: a.limited_client_id,
+        tenant: a.tenant,
+        token_ttl: Duration::from_secs(a.token_ttl),
+        throttle,
+        faults: a.faults.faults(),
+    };
+    let (sim, running) = match IntuneSim::spawn(opts, a.port).await {
+        Ok(s) => s,
+        Err(e) => return listen_failed(a.port, e),
+    };
+    let (base, tenant) = (&running.base_url, sim.tenant_id());
+    let summary = format!(
+        "{} devices, client `{}` / `{}`, tenant {tenant}; token at {base}/{tenant}/oauth2/v2.0/token, Graph at {base}/v1.0",
+        a.devices, a.client_id, a.client_secret,
+    );
+    serve("intune", running, summary).await
+}
+
+fn listen_failed(port: u16, e: std::io::Error) -> ExitCode {
+    eprintln!("error: cannot listen on 127.0.0.1:{port}: {e}");
+    ExitCode::FAILURE
+}
+
+/// Prints the base URL (stdout) and a summary (stderr), then serves until
+/// Ctrl-C.
+async fn serve(vendor: &str, running: Running, summary: String) -> ExitCode {
+    println!("{}", running.base_url);
+    eprintln!(
+        "mdmhub-sim {vendor}: {summary}; control at {}/_sim/actions|stats|faults",
+        running.base_url
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    ExitCode::SUCCESS
 }

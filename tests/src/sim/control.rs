@@ -2,6 +2,7 @@
 //! budget, request counters and the record of actions received, plus the
 //! `/_sim/*` endpoints that expose them.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +29,8 @@ pub struct Faults {
     /// Delay added to every response.
     pub slow_ms: u64,
     /// The device list page starting at this offset (or, for cursor paging,
-    /// this page number) answers with malformed JSON, every time.
+    /// this page number; for Intune, the index of the page's first device)
+    /// answers with malformed JSON, every time.
     pub malformed_page: Option<u64>,
     /// When the device list page at this offset (or page number) is served,
     /// the first device of the fleet is deleted (once), as if an admin
@@ -37,6 +39,7 @@ pub struct Faults {
 }
 
 /// The vendor's request budget: `limit` requests per fixed `window`.
+/// (Vendors with several budgets, like Intune, keep [`SlidingWindow`]s.)
 #[derive(Debug, Clone, Copy)]
 pub struct BudgetSpec {
     /// Requests allowed per window.
@@ -74,6 +77,51 @@ struct Window {
     used: u32,
 }
 
+/// At most `limit` hits in any span of `window`: a log of recent hits.
+#[derive(Debug)]
+pub struct SlidingWindow {
+    limit: u32,
+    window: Duration,
+    hits: VecDeque<Instant>,
+}
+
+impl SlidingWindow {
+    /// An empty window allowing `limit` (at least 1) hits per `window`.
+    pub fn new(limit: u32, window: Duration) -> Self {
+        Self {
+            limit: limit.max(1),
+            window,
+            hits: VecDeque::new(),
+        }
+    }
+
+    /// How long until one more hit fits; zero if it fits now.
+    pub fn wait(&mut self, now: Instant) -> Duration {
+        while let Some(first) = self.hits.front() {
+            if now.duration_since(*first) < self.window {
+                break;
+            }
+            self.hits.pop_front();
+        }
+        let over = (self.hits.len() + 1).saturating_sub(self.limit as usize);
+        match over {
+            0 => Duration::ZERO,
+            // The hit that must leave the window before one more fits.
+            n => (self.hits[n - 1] + self.window).saturating_duration_since(now),
+        }
+    }
+
+    /// Records a hit (after [`SlidingWindow::wait`] said it fits).
+    pub fn hit(&mut self, now: Instant) {
+        self.hits.push_back(now);
+    }
+}
+
+/// Whole seconds for a `Retry-After` header: rounded up, at least 1.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    (wait.as_secs_f64().ceil() as u64).max(1)
+}
+
 /// Shared simulator state outside the fleet.
 pub struct Control {
     faults: Mutex<Faults>,
@@ -94,6 +142,19 @@ pub struct Stats {
 }
 
 impl Control {
+    /// Fresh state with these faults and no budget of its own (the
+    /// simulator keeps its vendor's budget and calls [`Control::gate_faults`]).
+    pub fn without_budget(faults: Faults) -> Arc<Self> {
+        Self::new(
+            faults,
+            BudgetSpec {
+                limit: u32::MAX,
+                window: Duration::from_secs(3600),
+                retry_after: false,
+            },
+        )
+    }
+
     /// Fresh state with these faults and budget.
     pub fn new(faults: Faults, budget: BudgetSpec) -> Arc<Self> {
         Arc::new(Self {
@@ -111,6 +172,18 @@ impl Control {
 
     /// Counts a request, applies the delay, the bursts and the budget.
     pub async fn gate(&self) -> Gate {
+        let gate = match self.gate_faults().await {
+            Gate::Pass => self.spend(),
+            failed => return failed,
+        };
+        if matches!(gate, Gate::Throttle(_)) {
+            self.note_throttled();
+        }
+        gate
+    }
+
+    /// Counts a request, applies the delay and the bursts, not the budget.
+    pub async fn gate_faults(&self) -> Gate {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let (slow, gate) = {
             let mut f = self.faults.lock().unwrap();
@@ -121,7 +194,7 @@ impl Control {
                 f.error_burst -= 1;
                 Gate::Fail(f.error_status.unwrap_or(503))
             } else {
-                self.spend()
+                Gate::Pass
             };
             (f.slow_ms, gate)
         };
@@ -129,9 +202,14 @@ impl Control {
             tokio::time::sleep(Duration::from_millis(slow)).await;
         }
         if matches!(gate, Gate::Throttle(_)) {
-            self.throttled.fetch_add(1, Ordering::Relaxed);
+            self.note_throttled();
         }
         gate
+    }
+
+    /// Counts a 429 the simulator answered from its own budget.
+    pub fn note_throttled(&self) {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
     }
 
     fn spend(&self) -> Gate {
@@ -143,7 +221,7 @@ impl Control {
         }
         if w.used >= self.budget.limit {
             let left = self.budget.window.saturating_sub(w.started.elapsed());
-            let secs = left.as_secs_f64().ceil().max(1.0) as u64;
+            let secs = retry_after_secs(left);
             return Gate::Throttle(self.budget.retry_after.then_some(secs));
         }
         w.used += 1;
@@ -241,5 +319,18 @@ mod tests {
         assert_eq!(c.gate().await, Gate::Pass);
         assert_eq!(c.gate().await, Gate::Throttle(None));
         assert_eq!(c.stats().throttled, 2);
+    }
+
+    #[test]
+    fn sliding_window() {
+        let mut w = SlidingWindow::new(2, Duration::from_secs(20));
+        let t0 = Instant::now();
+        w.hit(t0);
+        assert_eq!(w.wait(t0 + Duration::from_secs(5)), Duration::ZERO);
+        w.hit(t0 + Duration::from_secs(5));
+        assert_eq!(w.wait(t0 + Duration::from_secs(6)), Duration::from_secs(14));
+        assert_eq!(w.wait(t0 + Duration::from_secs(20)), Duration::ZERO);
+        assert_eq!(retry_after_secs(Duration::from_millis(100)), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(14_001)), 15);
     }
 }

@@ -1,6 +1,7 @@
 //! A seeded synthetic fleet, vendor-neutral: people, physical devices and
 //! installed software. Each simulator renders it in its vendor's format.
-//! The same seed always gives the same fleet.
+//! The same seed always gives the same fleet: [`Fleet::apple`] for Apple-only
+//! vendors, [`Fleet::mixed`] for cross-platform ones.
 
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
@@ -19,6 +20,29 @@ pub enum Kind {
     IPad,
     /// An Apple TV.
     AppleTv,
+    /// A Windows notebook or 2-in-1.
+    WindowsLaptop,
+    /// A Windows desktop or mini PC.
+    WindowsDesktop,
+    /// An Android phone.
+    AndroidPhone,
+}
+
+impl Kind {
+    /// A Mac (laptop or desktop).
+    pub fn is_mac(self) -> bool {
+        matches!(self, Kind::MacLaptop | Kind::MacDesktop)
+    }
+
+    /// Runs Windows.
+    pub fn is_windows(self) -> bool {
+        matches!(self, Kind::WindowsLaptop | Kind::WindowsDesktop)
+    }
+
+    /// Made by Apple.
+    pub fn is_apple(self) -> bool {
+        !self.is_windows() && self != Kind::AndroidPhone
+    }
 }
 
 /// A person in the directory.
@@ -62,8 +86,11 @@ pub struct Machine {
     pub name: String,
     /// Marketing model name.
     pub model: &'static str,
-    /// Model identifier.
+    /// Model identifier: what the firmware reports (Apple's `Mac14,2`, a
+    /// Lenovo machine type, a Samsung `SM-` code, or the model name).
     pub model_identifier: &'static str,
+    /// Manufacturer as the device reports it (`Apple`, `Dell Inc.`, `LENOVO`).
+    pub manufacturer: &'static str,
     /// Serial number; a few devices have none.
     pub serial: Option<String>,
     /// Hardware UDID.
@@ -92,10 +119,13 @@ pub struct Machine {
     pub last_check_in: Option<i64>,
     /// Unix seconds of first and last enrollment.
     pub enrolled: (i64, i64),
-    /// Installed software (indexes into [`CATALOG`]).
+    /// Installed software (indexes for [`software`]; Apple devices only
+    /// draw from [`CATALOG`]).
     pub apps: Vec<usize>,
     /// Tags.
     pub tags: Vec<&'static str>,
+    /// Personally owned (BYOD) rather than company owned.
+    pub personal: bool,
 }
 
 /// The whole synthetic estate.
@@ -109,7 +139,7 @@ pub struct Fleet {
     pub groups: Vec<&'static str>,
 }
 
-/// Software every generated device draws from.
+/// Software every generated Apple device draws from.
 pub const CATALOG: &[Software] = &[
     Software {
         name: "Google Chrome",
@@ -185,6 +215,172 @@ pub const CATALOG: &[Software] = &[
     },
 ];
 
+/// Software Windows devices draw from (`bundle_id`: the winget id). Chrome
+/// appears in two versions, as in a real estate mid-rollout.
+pub const WINDOWS_SOFTWARE: &[Software] = &[
+    sw(
+        "Google Chrome",
+        "Google.Chrome",
+        "126.0.6478.183",
+        "Google LLC",
+    ),
+    sw(
+        "Google Chrome",
+        "Google.Chrome",
+        "125.0.6422.142",
+        "Google LLC",
+    ),
+    sw(
+        "Microsoft Edge",
+        "Microsoft.Edge",
+        "126.0.2592.113",
+        "Microsoft Corporation",
+    ),
+    sw(
+        "Microsoft Teams",
+        "Microsoft.Teams",
+        "24165.1410.2974.6689",
+        "Microsoft Corporation",
+    ),
+    sw(
+        "Microsoft 365 Apps for enterprise - en-us",
+        "Microsoft.Office",
+        "16.0.17726.20160",
+        "Microsoft Corporation",
+    ),
+    sw(
+        "Zoom Workplace (64-bit)",
+        "Zoom.Zoom",
+        "6.1.43316",
+        "Zoom Video Communications, Inc.",
+    ),
+    sw(
+        "Slack",
+        "SlackTechnologies.Slack",
+        "4.39.95",
+        "Slack Technologies Inc.",
+    ),
+    sw("7-Zip 23.01 (x64)", "7zip.7zip", "23.01", "Igor Pavlov"),
+    sw(
+        "Notepad++ (64-bit x64)",
+        "Notepad++.Notepad++",
+        "8.6.9",
+        "Notepad++ Team",
+    ),
+    sw(
+        "Adobe Acrobat (64-bit)",
+        "Adobe.Acrobat.Reader.64-bit",
+        "24.002.20933",
+        "Adobe",
+    ),
+    sw(
+        "Microsoft Visual Studio Code",
+        "Microsoft.VisualStudioCode",
+        "1.91.1",
+        "Microsoft Corporation",
+    ),
+    sw("Git", "Git.Git", "2.45.2", "The Git Development Community"),
+    sw(
+        "CrowdStrike Windows Sensor",
+        "CrowdStrike.FalconSensor",
+        "7.16.18605.0",
+        "CrowdStrike, Inc.",
+    ),
+];
+
+/// Software Android devices draw from (`bundle_id`: the package name).
+pub const ANDROID_SOFTWARE: &[Software] = &[
+    sw(
+        "Microsoft Authenticator",
+        "com.azure.authenticator",
+        "6.2406.4116",
+        "Microsoft Corporation",
+    ),
+    sw(
+        "Intune Company Portal",
+        "com.microsoft.windowsintune.companyportal",
+        "5.0.6310.0",
+        "Microsoft Corporation",
+    ),
+    sw(
+        "Microsoft Outlook",
+        "com.microsoft.office.outlook",
+        "4.2425.1",
+        "Microsoft Corporation",
+    ),
+    sw(
+        "Microsoft Teams",
+        "com.microsoft.teams",
+        "1416/1.0.0.2024122302",
+        "Microsoft Corporation",
+    ),
+    sw(
+        "Slack",
+        "com.Slack",
+        "24.07.10.0",
+        "Slack Technologies Inc.",
+    ),
+    sw(
+        "Zoom",
+        "us.zoom.videomeetings",
+        "6.1.1.22710",
+        "Zoom Video Communications, Inc.",
+    ),
+    sw(
+        "Chrome",
+        "com.android.chrome",
+        "126.0.6478.134",
+        "Google LLC",
+    ),
+];
+
+const fn sw(
+    name: &'static str,
+    bundle_id: &'static str,
+    version: &'static str,
+    vendor: &'static str,
+) -> Software {
+    Software {
+        name,
+        bundle_id,
+        version,
+        vendor,
+    }
+}
+
+/// The catalogs in index order: [`Machine::apps`] indexes run through them.
+const CATALOGS: [&[Software]; 3] = [CATALOG, WINDOWS_SOFTWARE, ANDROID_SOFTWARE];
+
+/// Every software index, across all catalogs.
+pub fn software_count() -> usize {
+    CATALOGS.iter().map(|c| c.len()).sum()
+}
+
+/// The software at a [`Machine::apps`] index.
+pub fn software(index: usize) -> &'static Software {
+    let mut i = index;
+    for catalog in CATALOGS {
+        match catalog.get(i) {
+            Some(s) => return s,
+            None => i -= catalog.len(),
+        }
+    }
+    panic!("software index {index} out of range")
+}
+
+/// The index range of the catalog a device of `kind` draws from.
+fn catalog_range(kind: Kind) -> std::ops::Range<usize> {
+    let which = if kind.is_windows() {
+        1
+    } else if kind == Kind::AndroidPhone {
+        2
+    } else {
+        0
+    };
+    let start: usize = CATALOGS[..which].iter().map(|c| c.len()).sum();
+    start..start + CATALOGS[which].len()
+}
+
 const FIRST: &[&str] = &[
     "Dana", "Alex", "Sam", "Priya", "Chen", "Maria", "Jonas", "Aisha", "Lukas", "Emma", "Noah",
     "Yuki", "Omar", "Sofia", "Mateo", "Lena", "Ravi", "Zoe", "Felix", "Nadia",
@@ -210,58 +406,176 @@ const GROUPS: &[&str] = &[
     "Conference Rooms",
 ];
 
-/// `(kind, model, identifier, processor, memory choices)`.
-const MODELS: &[(Kind, &str, &str, &str)] = &[
-    (
+/// A hardware model devices are drawn from.
+struct Model {
+    kind: Kind,
+    manufacturer: &'static str,
+    name: &'static str,
+    identifier: &'static str,
+    processor: &'static str,
+}
+
+const fn model(
+    kind: Kind,
+    manufacturer: &'static str,
+    name: &'static str,
+    identifier: &'static str,
+    processor: &'static str,
+) -> Model {
+    Model {
+        kind,
+        manufacturer,
+        name,
+        identifier,
+        processor,
+    }
+}
+
+/// Apple models first, in their original order: [`Fleet::apple`] draws
+/// from the entries of one kind, so adding other kinds leaves it unchanged.
+const MODELS: &[Model] = &[
+    model(
         Kind::MacLaptop,
+        "Apple",
         "MacBook Air (M2, 2022)",
         "Mac14,2",
         "Apple M2",
     ),
-    (
+    model(
         Kind::MacLaptop,
+        "Apple",
         "MacBook Pro (14-inch, M3 Pro, 2023)",
         "Mac15,6",
         "Apple M3 Pro",
     ),
-    (
+    model(
         Kind::MacLaptop,
+        "Apple",
         "MacBook Pro (16-inch, 2019)",
         "MacBookPro16,1",
         "6-Core Intel Core i7",
     ),
-    (
+    model(
         Kind::MacDesktop,
+        "Apple",
         "iMac (24-inch, M1, 2021)",
         "iMac21,1",
         "Apple M1",
     ),
-    (
+    model(
         Kind::MacDesktop,
+        "Apple",
         "Mac mini (M2, 2023)",
         "Mac14,3",
         "Apple M2",
     ),
-    (
+    model(
         Kind::MacDesktop,
+        "Apple",
         "Mac Studio (2022)",
         "Mac13,1",
         "Apple M1 Max",
     ),
-    (Kind::IPhone, "iPhone 15 Pro", "iPhone16,1", ""),
-    (Kind::IPhone, "iPhone 13", "iPhone14,5", ""),
-    (Kind::IPad, "iPad (8th generation) (Wi-Fi)", "iPad11,6", ""),
-    (
+    model(Kind::IPhone, "Apple", "iPhone 15 Pro", "iPhone16,1", ""),
+    model(Kind::IPhone, "Apple", "iPhone 13", "iPhone14,5", ""),
+    model(
         Kind::IPad,
+        "Apple",
+        "iPad (8th generation) (Wi-Fi)",
+        "iPad11,6",
+        "",
+    ),
+    model(
+        Kind::IPad,
+        "Apple",
         "iPad Pro (11-inch) (4th generation)",
         "iPad14,3",
         "",
     ),
-    (
+    model(
         Kind::AppleTv,
+        "Apple",
         "Apple TV 4K (3rd generation)",
         "AppleTV14,1",
         "",
+    ),
+    model(
+        Kind::WindowsLaptop,
+        "Dell Inc.",
+        "Latitude 7440",
+        "Latitude 7440",
+        "13th Gen Intel(R) Core(TM) i7-1365U",
+    ),
+    model(
+        Kind::WindowsLaptop,
+        "HP",
+        "EliteBook 840 G10",
+        "HP EliteBook 840 G10 Notebook PC",
+        "13th Gen Intel(R) Core(TM) i5-1345U",
+    ),
+    // Lenovo firmware reports the machine type, not the name.
+    model(
+        Kind::WindowsLaptop,
+        "LENOVO",
+        "ThinkPad T14 Gen 4",
+        "21HD003YUS",
+        "13th Gen Intel(R) Core(TM) i7-1355U",
+    ),
+    model(
+        Kind::WindowsLaptop,
+        "Microsoft Corporation",
+        "Surface Laptop 5",
+        "Surface Laptop 5",
+        "12th Gen Intel(R) Core(TM) i7-1265U",
+    ),
+    model(
+        Kind::WindowsLaptop,
+        "Microsoft Corporation",
+        "Surface Pro 9",
+        "Surface Pro 9",
+        "12th Gen Intel(R) Core(TM) i5-1245U",
+    ),
+    model(
+        Kind::WindowsDesktop,
+        "Dell Inc.",
+        "OptiPlex 7010",
+        "OptiPlex 7010",
+        "13th Gen Intel(R) Core(TM) i5-13500",
+    ),
+    model(
+        Kind::WindowsDesktop,
+        "HP",
+        "EliteDesk 800 G9 Mini",
+        "HP EliteDesk 800 G9 Desktop Mini PC",
+        "12th Gen Intel(R) Core(TM) i7-12700T",
+    ),
+    model(
+        Kind::WindowsDesktop,
+        "LENOVO",
+        "ThinkCentre M70q Gen 4",
+        "12E30023US",
+        "13th Gen Intel(R) Core(TM) i5-13400T",
+    ),
+    model(
+        Kind::AndroidPhone,
+        "samsung",
+        "Galaxy S23",
+        "SM-S911B",
+        "Snapdragon 8 Gen 2",
+    ),
+    model(
+        Kind::AndroidPhone,
+        "samsung",
+        "Galaxy A54 5G",
+        "SM-A546B",
+        "Exynos 1380",
+    ),
+    model(
+        Kind::AndroidPhone,
+        "Google",
+        "Pixel 8",
+        "Pixel 8",
+        "Google Tensor G3",
     ),
 ];
 
@@ -289,6 +603,44 @@ impl Fleet {
                     _ => Kind::AppleTv,
                 };
                 machine(&mut rng, i, kind, people.len())
+            })
+            .collect();
+        Self {
+            machines,
+            people,
+            groups: GROUPS.to_vec(),
+        }
+    }
+
+    /// A cross-platform fleet: about 42% Windows laptops (Dell, HP, Lenovo,
+    /// Surface), 10% Windows desktops, 15% Macs, 15% iPhones, 5% iPads, 13%
+    /// Android phones (Samsung, Google); ~12% unassigned, ~1% without
+    /// serial, ~2% never checked in, most Android and some iPhones personal.
+    pub fn mixed(devices: usize, seed: u64) -> Self {
+        // Salted so that `mixed` and `apple` with one seed share no ids.
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x6d69_7865_6421);
+        let people_count = (devices * 2 / 3).max(1);
+        let people = (0..people_count)
+            .map(|i| person(&mut rng, i))
+            .collect::<Vec<_>>();
+        let machines = (0..devices)
+            .map(|i| {
+                let kind = match rng.random_range(0..100) {
+                    0..42 => Kind::WindowsLaptop,
+                    42..52 => Kind::WindowsDesktop,
+                    52..64 => Kind::MacLaptop,
+                    64..67 => Kind::MacDesktop,
+                    67..82 => Kind::IPhone,
+                    82..87 => Kind::IPad,
+                    _ => Kind::AndroidPhone,
+                };
+                let mut m = machine(&mut rng, i, kind, people.len());
+                m.personal = match kind {
+                    Kind::AndroidPhone => rng.random_bool(0.6),
+                    Kind::IPhone => rng.random_bool(0.2),
+                    _ => false,
+                };
+                m
             })
             .collect();
         Self {
@@ -333,12 +685,17 @@ fn person(rng: &mut StdRng, i: usize) -> Person {
 }
 
 fn machine(rng: &mut StdRng, i: usize, kind: Kind, people: usize) -> Machine {
-    let options: Vec<_> = MODELS.iter().filter(|m| m.0 == kind).collect();
-    let (_, model, model_identifier, processor) = **options.choose(rng).unwrap();
-    let is_mac = matches!(kind, Kind::MacLaptop | Kind::MacDesktop);
+    // Every draw an Apple kind makes must stay as it was (see
+    // `apple_fleet_is_unchanged`): other kinds branch off around them.
+    let options: Vec<_> = MODELS.iter().filter(|m| m.kind == kind).collect();
+    let model = *options.choose(rng).unwrap();
+    let is_mac = kind.is_mac();
     let owner =
         (kind != Kind::AppleTv && rng.random_bool(0.88)).then(|| rng.random_range(0..people));
-    let serial = (!rng.random_bool(0.01)).then(|| serial(rng));
+    let serial = (!rng.random_bool(0.01)).then(|| match model.manufacturer {
+        "Apple" => serial(rng),
+        maker => oem_serial(rng, maker),
+    });
     let os = match kind {
         Kind::MacLaptop | Kind::MacDesktop => *[
             ("14.4.1", "23E224"),
@@ -351,32 +708,50 @@ fn machine(rng: &mut StdRng, i: usize, kind: Kind, people: usize) -> Machine {
             .choose(rng)
             .unwrap(),
         Kind::AppleTv => ("17.5", "21L569"),
+        // Windows: the full version and the "OS build" Windows shows.
+        Kind::WindowsLaptop | Kind::WindowsDesktop => *[
+            ("10.0.22631.3880", "22631.3880"),
+            ("10.0.22621.3737", "22621.3737"),
+            ("10.0.19045.4651", "19045.4651"),
+        ]
+        .choose(rng)
+        .unwrap(),
+        Kind::AndroidPhone => *[("14", "UP1A.231005.007"), ("13", "TP1A.220624.014")]
+            .choose(rng)
+            .unwrap(),
     };
     let enrolled_first = NOW - rng.random_range(30..900) * 86_400;
     let enrolled_last = enrolled_first + rng.random_range(0..30) * 86_400;
     let last_check_in = (!rng.random_bool(0.02)).then(|| NOW - rng.random_range(0..14 * 86_400));
-    let app_count = if is_mac {
-        rng.random_range(4..CATALOG.len())
+    let catalog = catalog_range(kind);
+    let app_count = if is_mac || kind.is_windows() {
+        rng.random_range(4..catalog.len())
+    } else if kind == Kind::AndroidPhone {
+        rng.random_range(2..catalog.len())
     } else {
         rng.random_range(0..4)
     };
-    let mut apps: Vec<usize> = (0..CATALOG.len()).collect();
+    let mut apps: Vec<usize> = catalog.collect();
     apps.sort_by_key(|_| rng.random::<u32>());
     apps.truncate(app_count);
     apps.sort();
-    let kind_name = match kind {
-        Kind::MacLaptop => "MacBook",
-        Kind::MacDesktop => "Mac",
-        Kind::IPhone => "iPhone",
-        Kind::IPad => "iPad",
-        Kind::AppleTv => "Apple TV",
+    let name = match kind {
+        Kind::MacLaptop => format!("MacBook {i:05}"),
+        Kind::MacDesktop => format!("Mac {i:05}"),
+        Kind::IPhone => format!("iPhone {i:05}"),
+        Kind::IPad => format!("iPad {i:05}"),
+        Kind::AppleTv => format!("Apple TV {i:05}"),
+        Kind::WindowsLaptop => format!("ACME-LT-{i:05}"),
+        Kind::WindowsDesktop => format!("ACME-DT-{i:05}"),
+        Kind::AndroidPhone => format!("{} {i:05}", model.name),
     };
     Machine {
         id: uuid(rng),
         kind,
-        name: format!("{kind_name} {i:05}"),
-        model,
-        model_identifier,
+        name,
+        model: model.name,
+        model_identifier: model.identifier,
+        manufacturer: model.manufacturer,
         serial,
         udid: uuid(rng),
         os,
@@ -386,18 +761,22 @@ fn machine(rng: &mut StdRng, i: usize, kind: Kind, people: usize) -> Machine {
             .map(|_| format!("{:02x}", rng.random::<u8>()))
             .collect::<Vec<_>>()
             .join(":"),
-        memory_gb: if is_mac {
+        memory_gb: if is_mac || kind.is_windows() {
             *[8, 16, 32].choose(rng).unwrap()
+        } else if kind == Kind::AndroidPhone {
+            *[6, 8, 12].choose(rng).unwrap()
         } else {
             *[4, 6, 8].choose(rng).unwrap()
         },
         storage_gb: *[128, 256, 512, 1000].choose(rng).unwrap(),
-        processor,
-        encrypted: !is_mac || rng.random_bool(0.9),
+        processor: model.processor,
+        // Only computers can run unencrypted (FileVault, BitLocker).
+        encrypted: !(is_mac || kind.is_windows()) || rng.random_bool(0.9),
         supervised: rng.random_bool(0.8),
         group: match kind {
             Kind::IPad => 2,
             Kind::AppleTv => 5,
+            Kind::WindowsDesktop => *[4, 5].choose(rng).unwrap(),
             _ => *[0, 1, 3, 4].choose(rng).unwrap(),
         },
         last_check_in,
@@ -408,6 +787,7 @@ fn machine(rng: &mut StdRng, i: usize, kind: Kind, people: usize) -> Machine {
         } else {
             vec![]
         },
+        personal: false,
     }
 }
 
@@ -416,6 +796,28 @@ fn serial(rng: &mut StdRng) -> String {
     (0..12)
         .map(|_| *CHARS.choose(rng).unwrap() as char)
         .collect()
+}
+
+/// A serial in the shape each manufacturer uses (Dell service tags are 7
+/// characters, HP's start `5CG`, Lenovo's `PF`, Samsung's `R5C`).
+fn oem_serial(rng: &mut StdRng, manufacturer: &str) -> String {
+    const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ0123456789";
+    let (prefix, len) = match manufacturer {
+        "Dell Inc." => ("", 7),
+        "HP" => ("5CG", 10),
+        "LENOVO" => ("PF", 8),
+        "samsung" => ("R5C", 11),
+        _ => ("", 12),
+    };
+    let digits_only = manufacturer == "Microsoft Corporation";
+    let rest = (prefix.len()..len).map(|_| {
+        if digits_only {
+            char::from(b'0' + rng.random_range(0..10))
+        } else {
+            *CHARS.choose(rng).unwrap() as char
+        }
+    });
+    prefix.chars().chain(rest).collect()
 }
 
 #[cfg(test)]
@@ -442,5 +844,81 @@ mod tests {
         assert!(a.machines.iter().any(|m| m.asset_tag.is_none()));
         let ids: std::collections::HashSet<_> = a.machines.iter().map(|m| &m.id).collect();
         assert_eq!(ids.len(), 2_000);
+    }
+
+    #[test]
+    fn mixed_covers_every_platform() {
+        let f = Fleet::mixed(3_000, 7);
+        assert_eq!(
+            f.machines[2_345].id,
+            Fleet::mixed(3_000, 7).machines[2_345].id
+        );
+        let count = |k| f.machines.iter().filter(|m| m.kind == k).count();
+        for k in [
+            Kind::WindowsLaptop,
+            Kind::WindowsDesktop,
+            Kind::MacLaptop,
+            Kind::IPhone,
+            Kind::IPad,
+            Kind::AndroidPhone,
+        ] {
+            assert!(count(k) > 50, "{k:?}");
+        }
+        for maker in [
+            "Dell Inc.",
+            "HP",
+            "LENOVO",
+            "Microsoft Corporation",
+            "samsung",
+            "Google",
+        ] {
+            assert!(
+                f.machines.iter().any(|m| m.manufacturer == maker),
+                "{maker}"
+            );
+        }
+        assert!(f.machines.iter().any(|m| m.serial.is_none()));
+        assert!(f.machines.iter().any(|m| m.owner.is_none()));
+        assert!(f.machines.iter().any(|m| m.last_check_in.is_none()));
+        assert!(f.machines.iter().any(|m| m.personal));
+        for m in &f.machines {
+            let range = catalog_range(m.kind);
+            assert!(m.apps.iter().all(|a| range.contains(a)), "{:?}", m.kind);
+        }
+        assert_eq!(software(CATALOG.len()).name, WINDOWS_SOFTWARE[0].name);
+        assert_eq!(software(software_count() - 1).name, "Chrome");
+    }
+
+    /// A digest of everything `Fleet::apple` generated before the mixed
+    /// fleet existed: Iru's tests and benchmarks depend on it staying put.
+    #[test]
+    fn apple_fleet_is_unchanged() {
+        let f = Fleet::apple(3_000, 42);
+        let mut text = format!("{:?}{:?}", f.people, f.groups);
+        for m in &f.machines {
+            text.push_str(&format!(
+                "{:?}",
+                (
+                    (
+                        &m.id,
+                        m.kind,
+                        &m.name,
+                        m.model,
+                        m.model_identifier,
+                        &m.serial
+                    ),
+                    (&m.udid, m.os, m.owner, &m.asset_tag, &m.mac, m.memory_gb),
+                    (
+                        m.storage_gb,
+                        m.processor,
+                        m.encrypted,
+                        m.supervised,
+                        m.group
+                    ),
+                    (m.last_check_in, m.enrolled, &m.apps, &m.tags),
+                )
+            ));
+        }
+        assert_eq!(crate::sim::fnv(text.as_bytes()), 0x1da9_3299_59ac_d2bf);
     }
 }

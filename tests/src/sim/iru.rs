@@ -20,11 +20,11 @@ use axum::{Json, Router};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
 use super::control::{ActionRecord, BudgetSpec, Control, Faults, Gate};
 use super::fleet::{CATALOG, Fleet, Kind, Machine, NOW, uuid};
 use super::server::{Running, base_from_headers, serve};
+use super::{bearer, datetime, json_body};
 
 /// Iru's hard cap on `limit`.
 pub const MAX_LIMIT: usize = 300;
@@ -229,6 +229,8 @@ fn platform(k: Kind) -> &'static str {
         Kind::IPhone => "iPhone",
         Kind::IPad => "iPad",
         Kind::AppleTv => "AppleTV",
+        // Iru manages Apple devices only; its fleet (`Fleet::apple`) has none.
+        Kind::WindowsLaptop | Kind::WindowsDesktop | Kind::AndroidPhone => "",
     }
 }
 
@@ -241,10 +243,6 @@ fn user_object(m: &Machine, people: &[super::fleet::Person]) -> Value {
             json!({"email": p.email, "name": p.name, "id": p.id, "is_archived": !p.active})
         }
     }
-}
-
-fn datetime(secs: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(secs).expect("synthetic times are in range")
 }
 
 /// `2024-07-23T14:11:37.150080Z`.
@@ -298,12 +296,7 @@ async fn gate(State(sim): State<Arc<IruSim>>, req: Request, next: Next) -> Respo
             return (status, "<h1>Server Error (503)</h1>").into_response();
         }
     }
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match token {
+    match bearer(req.headers()) {
         None => {
             return detail(
                 StatusCode::UNAUTHORIZED,
@@ -633,18 +626,14 @@ async fn device_action(
     if !ACTIONS.contains(&name.as_str()) {
         return not_found();
     }
-    let body: Value = if body.is_empty() {
-        Value::Null
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(v) => v,
-            Err(e) => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    Json(json!(format!("JSON parse error - {e}"))),
-                )
-                    .into_response();
-            }
+    let body = match json_body(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!(format!("JSON parse error - {e}"))),
+            )
+                .into_response();
         }
     };
     let kind = {

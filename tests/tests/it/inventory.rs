@@ -1,5 +1,5 @@
 //! Accounts, the store and the sync engine end to end against the Iru
-//! simulator. Every test runs on SQLite and, when `MDMHUB_TEST_POSTGRES_URL`
+//! simulator (and Intune, syncing alongside). Every test runs on SQLite and, when `MDMHUB_TEST_POSTGRES_URL`
 //! names a server (as `scripts/test` arranges), on PostgreSQL too.
 
 use std::collections::BTreeMap;
@@ -20,6 +20,7 @@ use mdmhub::store::query::{Filter, Listing};
 use mdmhub::store::runs::RunRow;
 use mdmhub::sync::{SyncError, SyncOptions, Syncer, schedule};
 use mdmhub_tests::sim::control::Faults;
+use mdmhub_tests::sim::intune::{IntuneOptions, IntuneSim};
 use mdmhub_tests::sim::iru::{IruOptions, IruSim};
 use mdmhub_tests::sim::server::Running;
 use sqlx::Executor;
@@ -98,8 +99,9 @@ async fn inventory(place: &Place, devices: usize, faults: Faults) -> Inv {
     .unwrap();
     let rt = support::runtime();
     let iru = support::iru(&rt).await;
+    let intune = support::intune(&rt).await;
     let registry = Registry {
-        connectors: [("iru".to_string(), iru)].into(),
+        connectors: [("iru".to_string(), iru), ("intune".to_string(), intune)].into(),
         rejected: vec![],
     };
     let accounts = Accounts {
@@ -117,6 +119,25 @@ fn input(base_url: &str, token: &str) -> AccountInput {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .into(),
         secrets: [("api_token".to_string(), Secret::new(token))].into(),
+        endpoints: vec![base_url.to_string()],
+        rate_limit: None,
+        interval_secs: None,
+    }
+}
+
+/// An Intune account for the Graph simulator's test app.
+fn intune_input(base_url: &str) -> AccountInput {
+    AccountInput {
+        config: [(
+            "tenant_id".to_string(),
+            "contoso.onmicrosoft.com".to_string(),
+        )]
+        .into(),
+        secrets: [
+            ("client_id".to_string(), Secret::new("test-client")),
+            ("client_secret".to_string(), Secret::new("test-secret")),
+        ]
+        .into(),
         endpoints: vec![base_url.to_string()],
         rate_limit: None,
         interval_secs: None,
@@ -499,20 +520,18 @@ async fn secrets_never_reach_the_database_files_or_the_logs() {
 }
 
 #[tokio::test]
-async fn two_accounts_sync_concurrently_and_one_process_runs_each() {
+async fn iru_and_intune_sync_concurrently_and_one_process_runs_each() {
     for place in places("concurrent").await {
         let slow = Faults {
             slow_ms: 3,
             ..Faults::default()
         };
         let inv = inventory(&place, 300, slow.clone()).await;
-        let (_sim2, srv2) = IruSim::spawn(
-            IruOptions {
+        let (_graph, graph_srv) = IntuneSim::spawn(
+            IntuneOptions {
                 devices: 200,
-                seed: 2,
                 faults: slow,
-                token: TOKEN.into(),
-                ..IruOptions::default()
+                ..IntuneOptions::default()
             },
             0,
         )
@@ -521,7 +540,7 @@ async fn two_accounts_sync_concurrently_and_one_process_runs_each() {
         let a = inv.add("a").await;
         let b = inv
             .accounts
-            .add("b", "iru", input(&srv2.base_url, TOKEN))
+            .add("b", "intune", intune_input(&graph_srv.base_url))
             .await
             .unwrap();
 

@@ -3,6 +3,8 @@
 mod api;
 mod example;
 mod http_rules;
+mod intune;
+mod intune_sim;
 mod inventory;
 mod iru;
 mod loading;

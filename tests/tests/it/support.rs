@@ -164,17 +164,37 @@ pub async fn list_all(
     }
 }
 
-/// The built-in Iru connector, loaded (from the artifact cache after the
+/// A built-in connector by id, loaded (from the artifact cache after the
 /// first test).
-pub async fn iru(rt: &Runtime) -> Arc<Connector> {
+pub async fn builtin(rt: &Runtime, id: &str) -> Arc<Connector> {
     let (name, bytes) = mdmhub::builtin::BUILTINS
         .iter()
-        .find(|(n, _)| *n == "iru")
-        .expect("iru is built in");
+        .find(|(n, _)| *n == id)
+        .unwrap_or_else(|| panic!("{id} is not built in"));
     Arc::new(
         rt.load(Source::Builtin(name.to_string()), bytes)
             .await
             .unwrap(),
+    )
+}
+
+/// The built-in Iru connector.
+pub async fn iru(rt: &Runtime) -> Arc<Connector> {
+    builtin(rt, "iru").await
+}
+
+/// The built-in Intune connector.
+pub async fn intune(rt: &Runtime) -> Arc<Connector> {
+    builtin(rt, "intune").await
+}
+
+/// An Intune account (tenant `contoso.onmicrosoft.com`, global cloud) pointed
+/// at a Graph simulator, with the app's `client_id` and `client_secret`.
+pub fn intune_spec(base_url: &str, client_id: &str, client_secret: &str) -> AccountSpec {
+    spec(
+        &[("tenant_id", "contoso.onmicrosoft.com")],
+        &[("client_id", client_id), ("client_secret", client_secret)],
+        Some(base_url),
     )
 }
 
