@@ -49,7 +49,7 @@ async fn main() {
         window: Duration::from_secs(3600),
         retry_after: true,
     };
-    let (_sim, srv) = IruSim::spawn(
+    let (sim, srv) = IruSim::spawn(
         IruOptions {
             devices,
             budget: unlimited,
@@ -62,9 +62,12 @@ async fn main() {
 
     // Raw: the same requests in plain Rust.
     let raw = Raw::new(&srv.base_url).await;
+    let requests = || sim.control().stats().requests;
+    let at_start = requests();
     let t = Instant::now();
     let ids = raw.pages().await;
     let raw_pages = t.elapsed();
+    let raw_page_requests = requests() - at_start;
     assert_eq!(ids.len(), devices);
     futures::stream::iter(ids)
         .for_each_concurrent(CONCURRENCY * 2, |id| {
@@ -73,6 +76,7 @@ async fn main() {
         })
         .await;
     let raw_full = t.elapsed();
+    let raw_requests = requests() - at_start;
 
     // mdmhub in its own process.
     let dir = tmp.join("full");
@@ -82,8 +86,12 @@ async fn main() {
         Some(&srv.base_url),
         Some("1000000/s"),
     );
+    let before_first = requests();
     let (first, first_rss) = run(&dir, &["sync", "acme"], None, None);
+    let before_again = requests();
     let (again, again_rss) = run(&dir, &["sync", "acme"], None, None);
+    let again_requests = requests() - before_again;
+    let first_requests = before_again - before_first;
 
     println!("sync, {devices} devices (SQLite, one process, no rate limit):");
     println!(
@@ -93,6 +101,9 @@ async fn main() {
         first_rss / 1024,
         raw_full.as_secs_f64(),
         first.as_secs_f64() / raw_full.as_secs_f64()
+    );
+    println!(
+        "  requests: first sync {first_requests} vs raw {raw_requests}; re-sync {again_requests} vs raw pages {raw_page_requests}"
     );
     println!(
         "  re-sync (unchanged) {:.2} s (peak RSS {} MB) vs raw pages {:.2} s: {:.2}x (target <= 1.5x)",

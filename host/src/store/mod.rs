@@ -181,12 +181,76 @@ pub fn record_id(prefix: &str, account_id: &str, remote_id: &str) -> String {
     format!("{prefix}_{}", hex::encode(&digest[..12]))
 }
 
-/// `$first, $first+1, ...` for `n` values.
-pub(crate) fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// Bind parameters one statement may carry on both databases: SQLite's
+/// limit (PostgreSQL allows 65535).
+const MAX_BINDS: usize = 32766;
+
+/// Rows per multi-row statement: few statements (each one a round trip to
+/// sqlx's SQLite worker), within the bind limit, and short enough SQL to
+/// keep prepared statements small.
+pub(crate) fn rows_per_statement(binds_per_row: usize, other_binds: usize) -> usize {
+    ((MAX_BINDS - other_binds) / binds_per_row.max(1)).clamp(1, 500)
+}
+
+/// One value of a multi-row statement's tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// Bound, per row.
+    Bind,
+    /// The same SQL literal in every row.
+    Sql(&'static str),
+}
+
+/// The placeholders of one statement, handed out in the order they appear
+/// in its text (which must be the order values are bound in). SQLite gets
+/// anonymous `?`: sqlx resolves each `$n` by name, which makes binding
+/// quadratic in the number of values; PostgreSQL gets `$1`, `$2`, ...
+#[derive(Debug)]
+pub(crate) struct Params {
+    numbered: bool,
+    count: usize,
+}
+
+impl Params {
+    /// Placeholders for `backend`.
+    pub(crate) fn new(backend: Backend) -> Self {
+        Self {
+            numbered: backend == Backend::Postgres,
+            count: 0,
+        }
+    }
+
+    /// The next placeholder.
+    pub(crate) fn next(&mut self) -> String {
+        self.count += 1;
+        if self.numbered {
+            format!("${}", self.count)
+        } else {
+            "?".to_owned()
+        }
+    }
+
+    /// `n` placeholders, comma-separated.
+    pub(crate) fn list(&mut self, n: usize) -> String {
+        (0..n).map(|_| self.next()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// `(...), (...)`: `rows` tuples of `slots`.
+    pub(crate) fn tuples(&mut self, rows: usize, slots: &[Slot]) -> String {
+        (0..rows)
+            .map(|_| {
+                let items: Vec<String> = slots
+                    .iter()
+                    .map(|s| match s {
+                        Slot::Bind => self.next(),
+                        Slot::Sql(sql) => (*sql).to_owned(),
+                    })
+                    .collect();
+                format!("({})", items.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 #[cfg(test)]
@@ -205,7 +269,14 @@ mod tests {
             "stable"
         );
         assert_ne!(record_id("dev", "a", "1"), record_id("dev", "a1", ""));
-        assert_eq!(placeholders(2, 3), "$2, $3, $4");
+        let slots = [Slot::Bind, Slot::Sql("0"), Slot::Bind];
+        let mut pg = Params::new(Backend::Postgres);
+        assert_eq!(pg.list(2), "$1, $2");
+        assert_eq!(pg.tuples(2, &slots), "($3, 0, $4), ($5, 0, $6)");
+        let mut lite = Params::new(Backend::Sqlite);
+        assert_eq!(lite.tuples(1, &slots), "(?, 0, ?)");
+        assert_eq!(rows_per_statement(20, 2), 500);
+        assert_eq!(rows_per_statement(100, 2), 327);
         assert_eq!(redact("postgres://u:pw@h/db"), "postgres://u:***@h/db");
     }
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use sqlx::Row;
 
 use super::runs::{self, RunCounts, RunRef};
-use super::{Store, StoreError, now, placeholders, record_id};
+use super::{Backend, Params, Slot, Store, StoreError, now, record_id, rows_per_statement};
 
 /// A table of synced records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -153,6 +153,8 @@ pub struct DetailTodo {
     pub changed_run: Option<String>,
     /// The last run that listed it.
     pub last_seen_run: Option<String>,
+    /// Hash of the stored app list, if one was stored.
+    pub apps_hash: Option<String>,
 }
 
 /// The result of reading one device's details.
@@ -172,8 +174,11 @@ pub struct DetailWrite {
     pub projections: Vec<Option<String>>,
     /// Whether this changed the content and counts as an update in this run.
     pub counts_as_update: bool,
-    /// The device's apps, replacing what is stored, if they were read.
+    /// The device's apps, replacing what is stored, if they were read and
+    /// differ from what is stored.
     pub apps: Option<Vec<AppWrite>>,
+    /// Hash of the app list read, if apps were read.
+    pub apps_hash: Option<String>,
 }
 
 /// One installed app.
@@ -205,11 +210,13 @@ impl Store {
         } else {
             "NULL AS summary_hash, NULL AS list_hash, CAST(0 AS BIGINT) AS needs_details"
         };
+        let mut p = Params::new(self.backend());
         let sql = format!(
             "SELECT remote_id, id, content_hash, status, last_seen_run, {device_cols} FROM {} \
-             WHERE account_id = $1 AND remote_id IN ({})",
+             WHERE account_id = {} AND remote_id IN ({})",
             table.name(),
-            placeholders(2, remote_ids.len())
+            p.next(),
+            p.list(remote_ids.len())
         );
         let mut q = sqlx::query(&sql).bind(account_id);
         for id in remote_ids {
@@ -243,10 +250,12 @@ impl Store {
         if remote_ids.is_empty() {
             return Ok(HashMap::new());
         }
+        let mut p = Params::new(self.backend());
         let sql = format!(
             "SELECT r.remote_id, d.detail FROM devices r JOIN device_data d ON d.device_id = r.id \
-             WHERE r.account_id = $1 AND d.detail IS NOT NULL AND r.remote_id IN ({})",
-            placeholders(2, remote_ids.len())
+             WHERE r.account_id = {} AND d.detail IS NOT NULL AND r.remote_id IN ({})",
+            p.next(),
+            p.list(remote_ids.len())
         );
         let mut q = sqlx::query(&sql).bind(account_id);
         for id in remote_ids {
@@ -262,102 +271,18 @@ impl Store {
     /// killed at any point resumes after the last stored page.
     pub async fn write_page(&self, page: &PageWrite<'_>) -> Result<(), StoreError> {
         let at = now();
-        let table = page.table;
-        let proj = table.projections();
-        let devices = table == Table::Devices;
-        let mut cols: Vec<&str> = vec!["id", "account_id", "remote_id"];
-        cols.extend(proj);
-        if !devices {
-            cols.extend(["record", "remote_data"]);
-        }
-        cols.extend([
-            "content_hash",
-            "status",
-            "missed_passes",
-            "last_seen_run",
-            "changed_run",
-            "first_seen_at",
-            "last_seen_at",
-            "updated_at",
-        ]);
-        if devices {
-            cols.extend(["summary_hash", "list_hash", "needs_details"]);
-        }
-        let updates: Vec<String> = cols
+        let ids: Vec<String> = page
+            .upserts
             .iter()
-            .filter(|c| !matches!(**c, "id" | "account_id" | "remote_id" | "first_seen_at"))
-            .map(|c| format!("{c} = excluded.{c}"))
-            .chain(std::iter::once("removed_at = NULL".to_owned()))
+            .map(|w| record_id(page.table.prefix(), page.account_id, &w.remote_id))
             .collect();
-        let upsert = format!(
-            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (account_id, remote_id) DO UPDATE SET {}",
-            table.name(),
-            cols.join(", "),
-            placeholders(1, cols.len()),
-            updates.join(", ")
-        );
-
+        let backend = self.backend();
         let mut tx = self.pool().begin().await?;
-        for w in &page.upserts {
-            let id = record_id(table.prefix(), page.account_id, &w.remote_id);
-            let mut q = sqlx::query(&upsert)
-                .bind(&id)
-                .bind(page.account_id)
-                .bind(&w.remote_id);
-            for v in &w.projections {
-                q = q.bind(v.as_deref());
-            }
-            if !devices {
-                q = q.bind(&w.record).bind(&w.remote_data);
-            }
-            q = q
-                .bind(&w.content_hash)
-                .bind("active")
-                .bind(0i64)
-                .bind(page.run.id)
-                .bind(page.run.id)
-                .bind(&at)
-                .bind(&at)
-                .bind(&at);
-            if let Some(d) = &w.device {
-                q = q
-                    .bind(&d.summary_hash)
-                    .bind(&d.list_hash)
-                    .bind(d.needs_details as i64);
-            }
-            q.execute(&mut *tx).await?;
-            if let Some(d) = &w.device {
-                sqlx::query(
-                    "INSERT INTO device_data (device_id, record, summary, remote_data) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (device_id) DO UPDATE SET \
-                     record = excluded.record, summary = excluded.summary, \
-                     remote_data = excluded.remote_data",
-                )
-                .bind(&id)
-                .bind(&w.record)
-                .bind(&d.summary)
-                .bind(&w.remote_data)
-                .execute(&mut *tx)
-                .await?;
-            }
+        upsert_rows(&mut tx, backend, page, &ids, &at).await?;
+        if page.table == Table::Devices {
+            upsert_device_data(&mut tx, backend, &page.upserts, &ids).await?;
         }
-        // Seen again without change: one statement per chunk.
-        for chunk in page.unchanged.chunks(500) {
-            let sql = format!(
-                "UPDATE {} SET last_seen_run = $1, last_seen_at = $2, missed_passes = 0 \
-                 WHERE account_id = $3 AND remote_id IN ({})",
-                table.name(),
-                placeholders(4, chunk.len())
-            );
-            let mut q = sqlx::query(&sql)
-                .bind(page.run.id)
-                .bind(&at)
-                .bind(page.account_id);
-            for id in chunk {
-                q = q.bind(id);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        mark_seen(&mut tx, backend, page, &at).await?;
         runs::record_errors(&mut tx, page.run.id, page.kind, &page.errors).await?;
         runs::add_counts(&mut tx, &page.run, page.counts).await?;
         if page.checkpoint {
@@ -385,7 +310,7 @@ impl Store {
     ) -> Result<Vec<DetailTodo>, StoreError> {
         let rows = sqlx::query(
             "SELECT r.id, r.remote_id, d.summary, d.remote_data, r.content_hash, r.changed_run, \
-             r.last_seen_run FROM devices r JOIN device_data d ON d.device_id = r.id \
+             r.last_seen_run, r.apps_hash FROM devices r JOIN device_data d ON d.device_id = r.id \
              WHERE r.account_id = $1 AND r.status = 'active' AND r.id > $2 \
              AND (r.needs_details = 1 OR r.details_at IS NULL OR r.details_at < $3) \
              ORDER BY r.id LIMIT $4",
@@ -406,6 +331,7 @@ impl Store {
                     content_hash: r.try_get("content_hash")?,
                     changed_run: r.try_get("changed_run")?,
                     last_seen_run: r.try_get("last_seen_run")?,
+                    apps_hash: r.try_get("apps_hash")?,
                 })
             })
             .collect()
@@ -420,50 +346,11 @@ impl Store {
         counts: RunCounts,
     ) -> Result<(), StoreError> {
         let at = now();
-        let proj = Table::Devices.projections();
-        let sets: Vec<String> = proj
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c} = ${}", i + 2))
-            .collect();
-        let n = proj.len() + 2;
-        let sql = format!(
-            "UPDATE devices SET {}, content_hash = ${n}, needs_details = 0, details_at = ${}, \
-             changed_run = CASE WHEN ${} = 1 THEN ${} ELSE changed_run END, \
-             updated_at = CASE WHEN ${} = 1 THEN ${} ELSE updated_at END WHERE id = $1",
-            sets.join(", "),
-            n + 1,
-            n + 2,
-            n + 3,
-            n + 2,
-            n + 1,
-        );
+        let backend = self.backend();
         let mut tx = self.pool().begin().await?;
-        for w in writes {
-            let mut q = sqlx::query(&sql).bind(&w.id);
-            for v in &w.projections {
-                q = q.bind(v.as_deref());
-            }
-            q.bind(&w.content_hash)
-                .bind(&at)
-                .bind(w.counts_as_update as i64)
-                .bind(run.id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "UPDATE device_data SET record = $2, detail = $3, detail_remote_data = $4 \
-                 WHERE device_id = $1",
-            )
-            .bind(&w.id)
-            .bind(&w.record)
-            .bind(&w.detail)
-            .bind(&w.detail_remote_data)
-            .execute(&mut *tx)
-            .await?;
-            if let Some(apps) = &w.apps {
-                replace_apps(&mut tx, account_id, &w.id, apps, &at).await?;
-            }
-        }
+        update_detailed_devices(&mut tx, backend, run.id, &at, writes).await?;
+        update_detail_data(&mut tx, backend, writes).await?;
+        replace_apps(&mut tx, backend, account_id, writes, &at).await?;
         runs::add_counts(&mut tx, run, counts).await?;
         tx.commit().await?;
         Ok(())
@@ -524,13 +411,17 @@ impl Store {
         let mut removed = 0;
         let mut tx = self.pool().begin().await?;
         for chunk in ids.chunks(500) {
+            let mut p = Params::new(self.backend());
             let sql = format!(
-                "UPDATE {} SET status = 'removed', removed_at = $1, updated_at = $1, changed_run = $2 \
-                 WHERE status = 'active' AND id IN ({})",
+                "UPDATE {} SET status = 'removed', removed_at = {}, updated_at = {}, \
+                 changed_run = {} WHERE status = 'active' AND id IN ({})",
                 table.name(),
-                placeholders(3, chunk.len())
+                p.next(),
+                p.next(),
+                p.next(),
+                p.list(chunk.len())
             );
-            let mut q = sqlx::query(&sql).bind(&at).bind(run.id);
+            let mut q = sqlx::query(&sql).bind(&at).bind(&at).bind(run.id);
             for id in chunk {
                 q = q.bind(id);
             }
@@ -627,33 +518,282 @@ pub fn removals_step(table: Table) -> String {
     format!("removals:{}", table.name())
 }
 
-/// Replaces a device's stored apps with `apps`.
-async fn replace_apps(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    account_id: &str,
-    device_id: &str,
-    apps: &[AppWrite],
+type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
+
+/// The columns of a page upsert into `table`, in bind order.
+fn upsert_columns(table: Table) -> Vec<(&'static str, Slot)> {
+    let devices = table == Table::Devices;
+    let mut cols = vec![
+        ("id", Slot::Bind),
+        ("account_id", Slot::Bind),
+        ("remote_id", Slot::Bind),
+    ];
+    cols.extend(table.projections().iter().map(|c| (*c, Slot::Bind)));
+    if !devices {
+        cols.extend([("record", Slot::Bind), ("remote_data", Slot::Bind)]);
+    }
+    cols.extend([
+        ("content_hash", Slot::Bind),
+        ("status", Slot::Sql("'active'")),
+        ("missed_passes", Slot::Sql("0")),
+        ("last_seen_run", Slot::Bind),
+        ("changed_run", Slot::Bind),
+        ("first_seen_at", Slot::Bind),
+        ("last_seen_at", Slot::Bind),
+        ("updated_at", Slot::Bind),
+    ]);
+    if devices {
+        cols.extend([
+            ("summary_hash", Slot::Bind),
+            ("list_hash", Slot::Bind),
+            ("needs_details", Slot::Bind),
+        ]);
+    }
+    cols
+}
+
+/// `INSERT ... ON CONFLICT DO UPDATE` of `rows` records into `table`.
+fn upsert_sql(backend: Backend, table: Table, rows: usize) -> String {
+    let cols = upsert_columns(table);
+    let slots: Vec<Slot> = cols.iter().map(|c| c.1).collect();
+    let updates: Vec<String> = cols
+        .iter()
+        .map(|c| c.0)
+        .filter(|c| !matches!(*c, "id" | "account_id" | "remote_id" | "first_seen_at"))
+        .map(|c| format!("{c} = excluded.{c}"))
+        .chain(std::iter::once("removed_at = NULL".to_owned()))
+        .collect();
+    format!(
+        "INSERT INTO {} ({}) VALUES {} ON CONFLICT (account_id, remote_id) DO UPDATE SET {}",
+        table.name(),
+        cols.iter().map(|c| c.0).collect::<Vec<_>>().join(", "),
+        Params::new(backend).tuples(rows, &slots),
+        updates.join(", ")
+    )
+}
+
+/// Inserts or updates a page's new and changed records, many per statement.
+async fn upsert_rows(
+    tx: &mut Tx<'_>,
+    backend: Backend,
+    page: &PageWrite<'_>,
+    ids: &[String],
     at: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM apps WHERE device_id = $1")
-        .bind(device_id)
-        .execute(&mut **tx)
-        .await?;
-    for a in apps {
-        sqlx::query(
-            "INSERT INTO apps (id, account_id, device_id, remote_id, name, record, remote_data, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (device_id, remote_id) DO NOTHING",
-        )
-        .bind(record_id("app", device_id, &a.remote_id))
-        .bind(account_id)
-        .bind(device_id)
-        .bind(&a.remote_id)
-        .bind(&a.name)
-        .bind(&a.record)
-        .bind(&a.remote_data)
-        .bind(at)
-        .execute(&mut **tx)
-        .await?;
+    let per_row = upsert_columns(page.table)
+        .iter()
+        .filter(|c| c.1 == Slot::Bind)
+        .count();
+    let n = rows_per_statement(per_row, 0);
+    for (rows, ids) in page.upserts.chunks(n).zip(ids.chunks(n)) {
+        let sql = upsert_sql(backend, page.table, rows.len());
+        let mut q = sqlx::query(&sql);
+        for (w, id) in rows.iter().zip(ids) {
+            q = q.bind(id).bind(page.account_id).bind(&w.remote_id);
+            for v in &w.projections {
+                q = q.bind(v.as_deref());
+            }
+            if w.device.is_none() {
+                q = q.bind(&w.record).bind(&w.remote_data);
+            }
+            q = q
+                .bind(&w.content_hash)
+                .bind(page.run.id)
+                .bind(page.run.id)
+                .bind(at)
+                .bind(at)
+                .bind(at);
+            if let Some(d) = &w.device {
+                q = q
+                    .bind(&d.summary_hash)
+                    .bind(&d.list_hash)
+                    .bind(d.needs_details as i64);
+            }
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Stores the listed JSON of a page's new and changed devices.
+async fn upsert_device_data(
+    tx: &mut Tx<'_>,
+    backend: Backend,
+    rows: &[RowWrite],
+    ids: &[String],
+) -> Result<(), StoreError> {
+    let n = rows_per_statement(4, 0);
+    for (rows, ids) in rows.chunks(n).zip(ids.chunks(n)) {
+        let sql = format!(
+            "INSERT INTO device_data (device_id, record, summary, remote_data) VALUES {} \
+             ON CONFLICT (device_id) DO UPDATE SET record = excluded.record, \
+             summary = excluded.summary, remote_data = excluded.remote_data",
+            Params::new(backend).tuples(rows.len(), &[Slot::Bind; 4])
+        );
+        let mut q = sqlx::query(&sql);
+        for (w, id) in rows.iter().zip(ids) {
+            let summary = w.device.as_ref().map(|d| d.summary.as_str());
+            q = q
+                .bind(id)
+                .bind(&w.record)
+                .bind(summary.unwrap_or("{}"))
+                .bind(&w.remote_data);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Marks a page's unchanged records seen by this run, many per statement.
+async fn mark_seen(
+    tx: &mut Tx<'_>,
+    backend: Backend,
+    page: &PageWrite<'_>,
+    at: &str,
+) -> Result<(), StoreError> {
+    for chunk in page.unchanged.chunks(rows_per_statement(1, 3)) {
+        let mut p = Params::new(backend);
+        let sql = format!(
+            "UPDATE {} SET last_seen_run = {}, last_seen_at = {}, missed_passes = 0 \
+             WHERE account_id = {} AND remote_id IN ({})",
+            page.table.name(),
+            p.next(),
+            p.next(),
+            p.next(),
+            p.list(chunk.len())
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(page.run.id)
+            .bind(at)
+            .bind(page.account_id);
+        for id in chunk {
+            q = q.bind(id);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Writes the merged projections and hashes of detail reads.
+async fn update_detailed_devices(
+    tx: &mut Tx<'_>,
+    backend: Backend,
+    run_id: &str,
+    at: &str,
+    writes: &[DetailWrite],
+) -> Result<(), StoreError> {
+    let proj = Table::Devices.projections();
+    // VALUES columns are `column1`... in both databases: the id, the
+    // projections, the content hash, counts-as-update and the apps hash.
+    let col = |i: usize| format!("v.column{}", i + 1);
+    let per_row = proj.len() + 4;
+    let sets: Vec<String> = proj
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = {}", col(i + 1)))
+        .collect();
+    for chunk in writes.chunks(rows_per_statement(per_row, 3)) {
+        let mut p = Params::new(backend);
+        let sql = format!(
+            "UPDATE devices SET {}, content_hash = {}, needs_details = 0, details_at = {}, \
+             changed_run = CASE WHEN {u} = 1 THEN {} ELSE devices.changed_run END, \
+             updated_at = CASE WHEN {u} = 1 THEN {} ELSE devices.updated_at END, \
+             apps_hash = COALESCE({}, devices.apps_hash) \
+             FROM (VALUES {}) AS v WHERE devices.id = v.column1",
+            sets.join(", "),
+            col(proj.len() + 1),
+            p.next(),
+            p.next(),
+            p.next(),
+            col(proj.len() + 3),
+            p.tuples(chunk.len(), &vec![Slot::Bind; per_row]),
+            u = col(proj.len() + 2),
+        );
+        let mut q = sqlx::query(&sql).bind(at).bind(run_id).bind(at);
+        for w in chunk {
+            q = q.bind(&w.id);
+            for v in &w.projections {
+                q = q.bind(v.as_deref());
+            }
+            q = q
+                .bind(&w.content_hash)
+                .bind(w.counts_as_update as i64)
+                .bind(w.apps_hash.as_deref());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Writes the merged record and the detail JSON of detail reads.
+async fn update_detail_data(
+    tx: &mut Tx<'_>,
+    backend: Backend,
+    writes: &[DetailWrite],
+) -> Result<(), StoreError> {
+    for chunk in writes.chunks(rows_per_statement(4, 0)) {
+        let sql = format!(
+            "UPDATE device_data SET record = v.column2, detail = v.column3, \
+             detail_remote_data = v.column4 FROM (VALUES {}) AS v \
+             WHERE device_data.device_id = v.column1",
+            Params::new(backend).tuples(chunk.len(), &[Slot::Bind; 4])
+        );
+        let mut q = sqlx::query(&sql);
+        for w in chunk {
+            q = q
+                .bind(&w.id)
+                .bind(&w.record)
+                .bind(&w.detail)
+                .bind(&w.detail_remote_data);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Replaces the stored apps of the devices whose app list is written.
+async fn replace_apps(
+    tx: &mut Tx<'_>,
+    backend: Backend,
+    account_id: &str,
+    writes: &[DetailWrite],
+    at: &str,
+) -> Result<(), StoreError> {
+    let devices: Vec<&DetailWrite> = writes.iter().filter(|w| w.apps.is_some()).collect();
+    for chunk in devices.chunks(rows_per_statement(1, 0)) {
+        let sql = format!(
+            "DELETE FROM apps WHERE device_id IN ({})",
+            Params::new(backend).list(chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for w in chunk {
+            q = q.bind(&w.id);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    let apps: Vec<(&str, &AppWrite)> = devices
+        .iter()
+        .flat_map(|w| w.apps.iter().flatten().map(|a| (w.id.as_str(), a)))
+        .collect();
+    for chunk in apps.chunks(rows_per_statement(8, 0)) {
+        let sql = format!(
+            "INSERT INTO apps (id, account_id, device_id, remote_id, name, record, remote_data, \
+             updated_at) VALUES {} ON CONFLICT (device_id, remote_id) DO NOTHING",
+            Params::new(backend).tuples(chunk.len(), &[Slot::Bind; 8])
+        );
+        let mut q = sqlx::query(&sql);
+        for (device_id, a) in chunk {
+            q = q
+                .bind(record_id("app", device_id, &a.remote_id))
+                .bind(account_id)
+                .bind(*device_id)
+                .bind(&a.remote_id)
+                .bind(&a.name)
+                .bind(&a.record)
+                .bind(&a.remote_data)
+                .bind(at);
+        }
+        q.execute(&mut **tx).await?;
     }
     Ok(())
 }

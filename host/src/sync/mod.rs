@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 use crate::account::AccountSession;
 use crate::accounts::{AccountError, Accounts};
 use crate::contract::{
-    ConnectorError, Entity, ListOptions, ResourceKind, ResourceScope, ServerErrorInfo,
+    ConnectorError, Entity, ListOptions, Page, ResourceKind, ResourceScope, ServerErrorInfo,
 };
 use crate::pager::{Pager, WalkError, retry_rate_limited};
 use crate::runtime::{CallError, Connector};
@@ -28,7 +28,7 @@ use crate::store::records::{
 };
 use crate::store::runs::{Lease, RunCounts, RunRef, RunRow};
 use crate::store::{Store, StoreError, now, stamp};
-use record::{Incoming, content_hash, merge, parse_object, projections, summary_hash};
+use record::{Incoming, apps_hash, content_hash, merge, parse_object, projections, summary_hash};
 
 /// Tunables of a sync.
 #[derive(Debug, Clone)]
@@ -158,6 +158,7 @@ impl Syncer {
         if let Err(e) = self.store().release_lease(&account.id, &holder).await {
             tracing::warn!(account = %account.name, error = %e, "releasing the sync lease failed; it expires by itself");
         }
+        crate::metrics::sync_finished(&result);
         result
     }
 
@@ -317,6 +318,35 @@ struct RunCtx<'a> {
     report: std::sync::Mutex<Progress>,
 }
 
+/// A listed page, split for storing.
+struct Listed {
+    incoming: Vec<Incoming>,
+    errors: Vec<(Option<String>, String)>,
+    next: Option<String>,
+    complete: bool,
+}
+
+impl Listed {
+    fn new(page: &Page) -> Self {
+        Self {
+            incoming: page.records.iter().map(Incoming::new).collect(),
+            errors: page
+                .errors
+                .iter()
+                .map(|e| (e.remote_id.clone(), e.message.clone()))
+                .collect(),
+            next: page.next_cursor.clone(),
+            complete: page.next_cursor.is_none(),
+        }
+    }
+}
+
+/// Detail reads stored per transaction.
+const DETAIL_BATCH: usize = 256;
+/// Batches of detail reads waiting for the writer: reads go on while one
+/// is written.
+const DETAIL_BATCHES_QUEUED: usize = 4;
+
 /// Detail reads ready to store.
 #[derive(Default)]
 struct DetailBatch {
@@ -420,21 +450,36 @@ impl RunCtx<'_> {
             kind: kind.name(),
             source,
         };
-        while let Some(page) = pager.next().await.map_err(walk_err)? {
+        // Each page is stored while the next one is fetched; pages are
+        // stored in order, so each sees what the one before it stored.
+        let mut listed: Option<Listed> = None;
+        loop {
+            let (stored, fetched) = tokio::join!(
+                self.store_listed(table, kind.name(), listed.take()),
+                pager.next()
+            );
+            stored?;
+            let Some(page) = fetched.map_err(walk_err)? else {
+                break;
+            };
             self.check_lease()?;
-            let incoming: Vec<Incoming> = page.records.iter().map(Incoming::new).collect();
-            let errors = page
-                .errors
-                .iter()
-                .map(|e| (e.remote_id.clone(), e.message.clone()))
-                .collect();
-            let next = page.next_cursor.clone();
-            let complete = next.is_none();
-            let counts = self
-                .store_page(table, kind.name(), incoming, errors, next, complete)
-                .await?;
-            self.report(kind.name(), counts);
+            listed = Some(Listed::new(&page));
         }
+        Ok(())
+    }
+
+    /// Stores a listed page, if any, and reports its counts.
+    async fn store_listed(
+        &self,
+        table: Table,
+        kind: &'static str,
+        listed: Option<Listed>,
+    ) -> Result<(), SyncError> {
+        let Some(l) = listed else { return Ok(()) };
+        let counts = self
+            .store_page(table, kind, l.incoming, l.errors, l.next, l.complete)
+            .await?;
+        self.report(kind, counts);
         Ok(())
     }
 
@@ -567,35 +612,64 @@ impl RunCtx<'_> {
         Ok(counts)
     }
 
-    /// Reads details (and apps) of devices that are new, changed or stale,
-    /// in batches with bounded concurrency.
+    /// Reads details (and apps) of devices that are new, changed or stale:
+    /// reads run without pause at the set concurrency while finished ones
+    /// are written in batches.
     async fn details(&self, use_get: bool, apps: bool) -> Result<(), SyncError> {
         let stale_before =
             stamp(time::OffsetDateTime::now_utc() - self.syncer.options.details_max_age);
         let concurrency = self.syncer.options.detail_concurrency.max(1);
-        let mut after = String::new();
-        // Each batch is written while the next one is fetched.
-        let mut fetched: Option<DetailBatch> = None;
-        loop {
-            self.check_lease()?;
-            let todo = self
-                .store()
-                .devices_needing_details(&self.account.id, &stale_before, &after, 512)
-                .await?;
-            let Some(last) = todo.last() else { break };
-            after = last.id.clone();
-            let fetch = futures::stream::iter(todo)
-                .map(|t| async move {
-                    let r = self.read_details(&t, use_get, apps).await;
-                    (t, r)
-                })
-                .buffer_unordered(concurrency)
-                .collect::<Vec<_>>();
-            let (written, results) = tokio::join!(self.write_details(fetched.take()), fetch);
-            written?;
-            fetched = Some(self.classify(results)?);
-        }
-        self.write_details(fetched).await
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<DetailBatch>(DETAIL_BATCHES_QUEUED);
+        let read = async move {
+            let mut reads = std::pin::pin!(
+                self.detail_todos(stale_before)
+                    .map(|todo| async move {
+                        let t = todo?;
+                        let r = self.read_details(&t, use_get, apps).await;
+                        Ok::<_, SyncError>((t, r))
+                    })
+                    .buffer_unordered(concurrency)
+                    .chunks(DETAIL_BATCH)
+            );
+            while let Some(chunk) = reads.next().await {
+                self.check_lease()?;
+                let results = chunk.into_iter().collect::<Result<Vec<_>, _>>()?;
+                if tx.send(self.classify(results)?).await.is_err() {
+                    break; // the writer stopped; its error is returned
+                }
+            }
+            Ok(())
+        };
+        let write = async {
+            while let Some(batch) = rx.recv().await {
+                self.write_details(batch).await?;
+            }
+            Ok::<_, SyncError>(())
+        };
+        let (read, written) = tokio::join!(read, write);
+        written?;
+        read
+    }
+
+    /// Devices due for a detail read, paged through in id order.
+    fn detail_todos(
+        &self,
+        stale_before: String,
+    ) -> impl futures::Stream<Item = Result<DetailTodo, SyncError>> + '_ {
+        futures::stream::try_unfold(String::new(), move |after| {
+            let stale_before = stale_before.clone();
+            async move {
+                let todo = self
+                    .store()
+                    .devices_needing_details(&self.account.id, &stale_before, &after, 512)
+                    .await?;
+                let next = todo.last().map(|last| last.id.clone());
+                Ok::<_, SyncError>(
+                    next.map(|next| (futures::stream::iter(todo.into_iter().map(Ok)), next)),
+                )
+            }
+        })
+        .try_flatten()
     }
 
     /// Sorts detail reads into writes, confirmed removals and errors; a
@@ -631,8 +705,7 @@ impl RunCtx<'_> {
     }
 
     /// Stores one batch of detail reads.
-    async fn write_details(&self, batch: Option<DetailBatch>) -> Result<(), SyncError> {
-        let Some(b) = batch else { return Ok(()) };
+    async fn write_details(&self, b: DetailBatch) -> Result<(), SyncError> {
         let mut counts = RunCounts {
             details: b.writes.len() as i64,
             updated: b.writes.iter().filter(|w| w.counts_as_update).count() as i64,
@@ -685,6 +758,7 @@ impl RunCtx<'_> {
         let merged = merge(&summary, detail.as_ref());
         let record = serde_json::to_string(&merged).expect("JSON serializes");
         let hash = content_hash(&record, &t.remote_data);
+        let (apps, apps_hash) = unless_stored(apps, t.apps_hash.as_deref());
         Ok(DetailWrite {
             id: t.id.clone(),
             projections: projections(Table::Devices, &merged),
@@ -697,6 +771,7 @@ impl RunCtx<'_> {
                 .unwrap_or_else(|| "{}".into()),
             detail_remote_data,
             apps,
+            apps_hash,
         })
     }
 
@@ -830,6 +905,20 @@ impl RunCtx<'_> {
         self.report("removals", counts);
         Ok(())
     }
+}
+
+/// An app list read and its hash; the list is left out when the stored
+/// one has the same hash (nothing to rewrite).
+fn unless_stored(
+    apps: Option<Vec<AppWrite>>,
+    stored: Option<&str>,
+) -> (Option<Vec<AppWrite>>, Option<String>) {
+    let Some(apps) = apps else {
+        return (None, None);
+    };
+    let hash = apps_hash(&apps);
+    let changed = stored != Some(hash.as_str());
+    (changed.then_some(apps), Some(hash))
 }
 
 /// Errors that stop a run: every further call would fail the same way.

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::contract::Entity;
 use crate::model;
-use crate::store::records::Table;
+use crate::store::records::{AppWrite, Table};
 
 /// Summary fields whose change alone does not warrant a new detail read.
 const VOLATILE: &[&str] = &["last_check_in_at", "completeness", "web_url"];
@@ -82,6 +82,18 @@ pub fn content_hash(record: &str, remote_data: &str) -> String {
         .chain_update(remote_data.as_bytes())
         .finalize();
     hex::encode(&d[..16])
+}
+
+/// Hash of a device's app list, in the order read.
+pub fn apps_hash(apps: &[AppWrite]) -> String {
+    let mut h = Sha256::new();
+    for a in apps {
+        for part in [&a.remote_id, &a.record, &a.remote_data] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+    }
+    hex::encode(&h.finalize()[..16])
 }
 
 /// Hash of the summary fields that matter for a detail re-read.
