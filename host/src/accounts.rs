@@ -144,10 +144,21 @@ impl Accounts {
             .ok_or_else(|| AccountError::UnknownConnector(id.into()))
     }
 
-    /// Validates `input` with `check()` and saves it as account `name`.
-    /// Nothing is saved when the check fails.
+    /// Validates `input` with `check()` and saves it as account `name` of
+    /// the default workspace. Nothing is saved when the check fails.
     pub async fn add(
         &self,
+        name: &str,
+        connector: &str,
+        input: AccountInput,
+    ) -> Result<AccountRow, AccountError> {
+        self.add_in(DEFAULT_WORKSPACE, name, connector, input).await
+    }
+
+    /// [`Accounts::add`] in the workspace with id `workspace_id`.
+    pub async fn add_in(
+        &self,
+        workspace_id: &str,
         name: &str,
         connector: &str,
         input: AccountInput,
@@ -157,7 +168,12 @@ impl Accounts {
                 "account name `{name}`: use letters, digits, `-` or `_`"
             )));
         }
-        if self.store.find_account(name).await?.is_some() {
+        if self
+            .store
+            .find_account_in(workspace_id, name)
+            .await?
+            .is_some()
+        {
             return Err(
                 StoreError::Conflict(format!("an account named `{name}` already exists")).into(),
             );
@@ -166,7 +182,7 @@ impl Accounts {
         self.check(&id, connector, &input).await?;
         let row = AccountRow {
             id: id.clone(),
-            workspace_id: DEFAULT_WORKSPACE.into(),
+            workspace_id: workspace_id.into(),
             name: name.into(),
             connector: connector.into(),
             config: input.config,

@@ -37,6 +37,45 @@ impl std::str::FromStr for ResourceKind {
     }
 }
 
+/// The normalized action names, as the CLI and the API take them.
+pub const ACTION_NAMES: &str =
+    "lock, erase, restart, shutdown, unlock-account, retire, refresh-inventory, vendor:NAME";
+
+impl ActionKind {
+    /// The name the CLI and API use (`lock`, `unlock-account`, `vendor:NAME`).
+    pub fn name(&self) -> String {
+        match self {
+            ActionKind::Lock => "lock".into(),
+            ActionKind::Erase => "erase".into(),
+            ActionKind::Restart => "restart".into(),
+            ActionKind::Shutdown => "shutdown".into(),
+            ActionKind::UnlockAccount => "unlock-account".into(),
+            ActionKind::Retire => "retire".into(),
+            ActionKind::RefreshInventory => "refresh-inventory".into(),
+            ActionKind::Vendor(name) => format!("vendor:{name}"),
+        }
+    }
+}
+
+impl std::str::FromStr for ActionKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "lock" => ActionKind::Lock,
+            "erase" => ActionKind::Erase,
+            "restart" => ActionKind::Restart,
+            "shutdown" => ActionKind::Shutdown,
+            "unlock-account" => ActionKind::UnlockAccount,
+            "retire" => ActionKind::Retire,
+            "refresh-inventory" => ActionKind::RefreshInventory,
+            other => match other.strip_prefix("vendor:") {
+                Some(name) if !name.is_empty() => ActionKind::Vendor(name.into()),
+                _ => return Err(format!("unknown action `{other}` ({ACTION_NAMES})")),
+            },
+        })
+    }
+}
+
 /// The lowercase name of a WIT enum value (`laptop`, `macos`, `blueprint`),
 /// as the CLI and the API show it.
 pub fn enum_name<T: serde::Serialize>(value: &T) -> String {

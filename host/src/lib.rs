@@ -11,6 +11,7 @@ pub mod builtin;
 pub mod cli;
 pub mod contract;
 pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod pager;
 pub mod runtime;

@@ -104,6 +104,17 @@ impl MasterKey {
         Ok(Self(*Key::from_slice(&bytes)))
     }
 
+    /// A keyed SHA-256 of `data` in hex: a fingerprint that cannot be
+    /// brute-forced back to short secrets in it (a PIN) without the key.
+    pub fn fingerprint(&self, data: &[u8]) -> String {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(b"mdmhub-fingerprint\0");
+        h.update(self.0.as_slice());
+        h.update(data);
+        hex::encode(h.finalize())
+    }
+
     /// Seals `secrets` for the account `account_id`.
     pub fn seal(&self, account_id: &str, secrets: &BTreeMap<String, Secret>) -> String {
         let plain: BTreeMap<&str, &str> = secrets

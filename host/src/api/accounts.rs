@@ -6,21 +6,23 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
-use serde::Serialize;
+use axum::http::{HeaderValue, StatusCode, header};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Caller;
-use super::params::Id;
+use super::params::{Body, Id};
 use super::problem::{Common, Kind, Problem};
 use super::runs::Run;
 use super::schema::ListPage;
+use crate::account::Secret;
+use crate::accounts::{AccountError, AccountInput};
 use crate::store::accounts::AccountRow;
-use crate::store::now;
 use crate::store::runs::RunRow;
+use crate::store::{StoreError, now};
 use crate::sync::SyncError;
 
 /// How long `POST .../sync` waits to name the run it started.
@@ -118,6 +120,130 @@ async fn get_account(
 ) -> Result<Json<Account>, Problem> {
     let a = find(&state, &caller, &id).await?;
     Ok(Json(view(&state, a).await?))
+}
+
+/// Seconds, or a duration such as `6h`, `1d`, `30m`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Interval {
+    /// Seconds.
+    Seconds(i64),
+    /// A number and a unit (s, m, h, d).
+    Text(String),
+}
+
+/// A new account: `check()` runs with these settings before it is saved.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccount {
+    /// A name unique in the workspace.
+    pub name: String,
+    /// The connector id (see `/v1/connectors`).
+    pub connector: String,
+    /// Non-secret config (subdomain, region, tenant, ...).
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Secrets (API token, client secret): sealed, never returned.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    /// Endpoint overrides (`[HOST=]URL`).
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    /// Rate override (`N/s|m|h`).
+    pub rate_limit: Option<String>,
+    /// Time between scheduled syncs (default 24 h; at least a minute).
+    pub interval: Option<Interval>,
+}
+
+impl NewAccount {
+    fn input(self) -> Result<AccountInput, Problem> {
+        let interval_secs = match self.interval {
+            None => None,
+            Some(Interval::Seconds(s)) if s >= 60 => Some(s),
+            Some(Interval::Seconds(s)) => {
+                return Err(Problem::new(
+                    Kind::InvalidAccount,
+                    format!("interval {s} s: at least one minute"),
+                ));
+            }
+            Some(Interval::Text(t)) => Some(
+                crate::cli::inputs::interval(&t)
+                    .map_err(|e| Problem::new(Kind::InvalidAccount, e))?,
+            ),
+        };
+        Ok(AccountInput {
+            config: self.config,
+            secrets: self
+                .secrets
+                .into_iter()
+                .map(|(k, v)| (k, Secret::new(v)))
+                .collect(),
+            endpoints: self.endpoints,
+            rate_limit: self.rate_limit,
+            interval_secs,
+        })
+    }
+}
+
+/// The problem for an account that was not saved.
+fn refused(e: AccountError) -> Problem {
+    match e {
+        AccountError::CheckFailed {
+            class,
+            message,
+            hint,
+        } => {
+            let mut p = Problem::new(
+                Kind::AccountCheckFailed,
+                format!("{class}: {message}; nothing was saved"),
+            )
+            .with_hint(hint);
+            p.extra.class = Some(class.to_lowercase().replace(' ', "_"));
+            p
+        }
+        AccountError::UnknownConnector(_) | AccountError::Config(_) => {
+            Problem::new(Kind::InvalidAccount, e.to_string())
+        }
+        AccountError::Store(StoreError::Conflict(m)) => Problem::new(Kind::Conflict, m),
+        AccountError::Store(s) => s.into(),
+        AccountError::Secrets(s) => Problem::internal(&s),
+    }
+}
+
+/// Add an account to the workspace: the connector's `check()` runs first,
+/// and nothing is saved when it fails. Secrets are write-only.
+#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = NewAccount,
+    responses(
+        (status = 201, description = "Checked and saved", body = Account),
+        (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid settings, or the check failed (`class` says how)", body = Problem, content_type = "application/problem+json"),
+        Common))]
+async fn create_account(
+    caller: Caller,
+    State(state): State<AppState>,
+    Body(new): Body<NewAccount>,
+) -> Result<
+    (
+        StatusCode,
+        [(header::HeaderName, HeaderValue); 1],
+        Json<Account>,
+    ),
+    Problem,
+> {
+    let (name, connector) = (new.name.clone(), new.connector.clone());
+    let row = state
+        .accounts()
+        .add_in(&caller.workspace_id, &name, &connector, new.input()?)
+        .await
+        .map_err(refused)?;
+    tracing::info!(account = %row.name, connector = %row.connector, workspace = %caller.workspace_id, "account added through the API");
+    let location = HeaderValue::from_str(&format!("/v1/accounts/{}", row.id))
+        .map_err(|e| Problem::internal(&e))?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(view(&state, row).await?),
+    ))
 }
 
 /// What `POST /v1/accounts/{id}/sync` started.
@@ -223,7 +349,7 @@ fn running(name: &str) -> Problem {
 /// The account routes.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_accounts))
+        .routes(routes!(list_accounts, create_account))
         .routes(routes!(get_account))
         .routes(routes!(sync_account))
 }

@@ -13,6 +13,8 @@ use super::problem::{Kind, Problem};
 pub struct Caller {
     /// The key's workspace id; every query is scoped to it.
     pub workspace_id: String,
+    /// The key's id (the audit log names the key).
+    pub key_id: String,
 }
 
 /// The key in an `Authorization: Bearer KEY` header.
@@ -55,6 +57,7 @@ impl FromRequestParts<AppState> for Caller {
         });
         Ok(Caller {
             workspace_id: grant.workspace_id,
+            key_id: grant.key_id,
         })
     }
 }

@@ -12,8 +12,9 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Caller;
+use super::live;
 use super::params::{self, Id, Params};
-use super::problem::{Common, Problem};
+use super::problem::{Common, Problem, Vendor};
 use super::schema::{App, Device, ListPage, Organization, User};
 use crate::store::query::{self, Filter, Listing};
 
@@ -205,17 +206,41 @@ async fn list_devices(
     list(&state, Listing::Devices, filter).await
 }
 
+/// Options of `GET /v1/devices/{id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceGetParams {
+    /// Read the device from the vendor now, through its connector (fields
+    /// as of now, `remote_data` as `{"live": ...}`); rate limits and vendor
+    /// failures answer 429/502/504.
+    live: Option<bool>,
+}
+
+/// The stored device `id` of the caller's workspace.
+pub(super) async fn device(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<query::Json, Problem> {
+    get(state, caller, Listing::Devices, "device", id).await
+}
+
 /// One device, with its vendor JSON and the other records of the same
-/// physical device.
+/// physical device; with `live=true`, as the vendor reports it now.
 #[utoipa::path(get, path = "/v1/devices/{id}", tag = "inventory",
-    params(("id" = String, Path, description = "mdmhub device id")),
-    responses((status = 200, description = "The device", body = Device), Common))]
+    params(("id" = String, Path, description = "mdmhub device id"), DeviceGetParams),
+    responses((status = 200, description = "The device", body = Device), Vendor, Common))]
 async fn get_device(
     caller: Caller,
     State(state): State<AppState>,
     Id(id): Id,
+    Params(q): Params<DeviceGetParams>,
 ) -> Result<Json<query::Json>, Problem> {
-    let mut device = get(&state, &caller, Listing::Devices, "device", &id).await?;
+    let mut device = device(&state, &caller, &id).await?;
+    if q.live == Some(true) {
+        device = live::read_device(&state, &caller, device).await?;
+    }
     state
         .store()
         .add_same_as(Some(&caller.workspace_id), &mut device)

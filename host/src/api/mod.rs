@@ -1,17 +1,25 @@
 //! The HTTP API (`mdmhub serve`): read endpoints over the synced inventory
 //! under `/v1`, scoped to the workspace of the caller's bearer key, manual
-//! syncs, health checks and the OpenAPI document. One module per concern:
-//! `auth` (keys), `problem` (RFC 9457 errors), `params` (query and path
-//! extractors), `inventory`, `accounts`, `runs`, `connectors`, `health`,
-//! `openapi`, `schema` (answer shapes for the document), `trace` (request
-//! logs). Handlers only read the store and start syncs; they never call a
-//! connector themselves.
+//! syncs, device actions, adding accounts, health checks, metrics and the
+//! OpenAPI document. One module per concern: `auth` (keys), `problem` (RFC
+//! 9457 errors), `params` (query, path and body extractors), `inventory`,
+//! `accounts`, `runs`, `connectors`, `actions` (device actions),
+//! `idempotency` (`Idempotency-Key`), `audit` (the action log), `live`
+//! (sessions and vendor errors of calls made while the caller waits),
+//! `health`, `metrics`, `openapi`, `schema` (answer shapes for the
+//! document), `trace` (request logs). Handlers call a connector only in
+//! `live` reads, actions and account checks; syncs go through `sync`.
 
 mod accounts;
+mod actions;
+mod audit;
 mod auth;
 mod connectors;
 mod health;
+mod idempotency;
 mod inventory;
+mod live;
+mod metrics;
 pub mod openapi;
 mod params;
 pub mod problem;
@@ -32,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::accounts::Accounts;
 use crate::runtime::Registry;
 use crate::store::Store;
 use crate::store::accounts::AccountRow;
@@ -48,6 +57,7 @@ struct Shared {
     syncer: Syncer,
     shutdown: CancellationToken,
     syncs: Mutex<JoinSet<()>>,
+    sessions: live::Sessions,
 }
 
 /// The answer of a sync started in the background.
@@ -60,11 +70,20 @@ impl AppState {
             syncer,
             shutdown,
             syncs: Mutex::new(JoinSet::new()),
+            sessions: live::Sessions::default(),
         }))
     }
 
     fn store(&self) -> &Store {
         &self.0.syncer.accounts.store
+    }
+
+    fn accounts(&self) -> &Accounts {
+        &self.0.syncer.accounts
+    }
+
+    fn sessions(&self) -> &live::Sessions {
+        &self.0.sessions
     }
 
     fn registry(&self) -> &Registry {
@@ -124,6 +143,9 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(accounts::routes())
         .merge(runs::routes())
         .merge(connectors::routes())
+        .merge(actions::routes())
+        .merge(audit::routes())
+        .merge(metrics::routes())
 }
 
 /// The OpenAPI document of every route this server serves.
@@ -142,6 +164,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(problem::no_route)
         .method_not_allowed_fallback(problem::wrong_method)
         .layer(Extension(openapi::Document(Arc::new(rendered))))
+        .layer(middleware::from_fn(metrics::track))
         .layer(middleware::from_fn(trace::requests))
         .with_state(state)
 }

@@ -28,9 +28,10 @@ use super::problem::Problem;
     tags(
         (name = "inventory", description = "Synced devices, users, apps and organizations"),
         (name = "accounts", description = "MDM accounts and manual syncs"),
+        (name = "actions", description = "Device actions, run live, and their audit log"),
         (name = "sync", description = "Sync runs"),
         (name = "connectors", description = "Loaded connectors"),
-        (name = "health", description = "Liveness, readiness and this document"),
+        (name = "health", description = "Liveness, readiness, metrics and this document"),
     )
 )]
 pub struct ApiDoc;

@@ -1,8 +1,10 @@
 //! Extractors whose rejections are problems, so that a bad query string
 //! or path answers `application/problem+json` like every other error.
 
-use axum::extract::{FromRequestParts, Path, Query};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
 
 use super::problem::{Kind, Problem};
@@ -35,6 +37,43 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
             .map(|Path(v)| Id(v))
             .map_err(|e| Problem::new(Kind::InvalidParameter, e.body_text()))
     }
+}
+
+/// A JSON request body of type `T`.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        axum::Json::<T>::from_request(req, state)
+            .await
+            .map(|axum::Json(v)| Body(v))
+            .map_err(|e| Problem::new(Kind::InvalidBody, e.body_text()))
+    }
+}
+
+/// A newest-first keyset position (a time and an id) as an opaque cursor.
+pub fn cursor(at: &str, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{at}\n{id}"))
+}
+
+/// The `(time, id)` position a [`cursor`] names.
+pub fn position(cursor: &str) -> Result<(String, String), Problem> {
+    let bad = || {
+        Problem::new(
+            Kind::InvalidParameter,
+            format!("cursor `{cursor}` is not one this API gave"),
+        )
+    };
+    let text = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(bad)?;
+    let (at, id) = text.split_once('\n').ok_or_else(bad)?;
+    Ok((at.to_owned(), id.to_owned()))
 }
 
 /// Checks a page size: 1 to 1000, 100 when not given.

@@ -1,7 +1,7 @@
 //! Errors as RFC 9457 `application/problem+json`, each with a stable `type`
 //! URI that callers can match on.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -33,6 +33,37 @@ pub enum Kind {
     ShuttingDown,
     /// The database is unreachable or not migrated.
     NotReady,
+    /// The request body is not the JSON the operation takes.
+    InvalidBody,
+    /// A name is taken.
+    Conflict,
+    /// The connector does not offer the action (or no such action).
+    UnknownAction,
+    /// A destructive action was asked without `"confirm": true`.
+    ConfirmationRequired,
+    /// The connector or vendor refused the action's request (bad
+    /// parameters, not supported on this device, a vendor 4xx).
+    ActionRefused,
+    /// The `Idempotency-Key` was used with another request.
+    IdempotencyKeyReused,
+    /// A request with the same `Idempotency-Key` is still running.
+    IdempotencyKeyInUse,
+    /// The account's settings do not fit its connector.
+    InvalidAccount,
+    /// The connector's `check()` failed with the given credentials.
+    AccountCheckFailed,
+    /// The vendor rate-limited the account; retry after `Retry-After`.
+    VendorRateLimited,
+    /// The vendor failed (5xx) or sent data the connector cannot read.
+    VendorError,
+    /// The vendor refused the account's stored credentials.
+    VendorCredentialsRefused,
+    /// The vendor could not be reached.
+    VendorUnreachable,
+    /// The vendor did not answer in time.
+    VendorTimeout,
+    /// The connector itself failed (trapped or broke its contract).
+    ConnectorFailed,
     /// Anything else; the details are in the server log.
     Internal,
 }
@@ -49,6 +80,21 @@ impl Kind {
             Kind::SyncFailed => "sync-failed",
             Kind::ShuttingDown => "shutting-down",
             Kind::NotReady => "not-ready",
+            Kind::InvalidBody => "invalid-body",
+            Kind::Conflict => "conflict",
+            Kind::UnknownAction => "unknown-action",
+            Kind::ConfirmationRequired => "confirmation-required",
+            Kind::ActionRefused => "action-refused",
+            Kind::IdempotencyKeyReused => "idempotency-key-reused",
+            Kind::IdempotencyKeyInUse => "idempotency-key-in-use",
+            Kind::InvalidAccount => "invalid-account",
+            Kind::AccountCheckFailed => "account-check-failed",
+            Kind::VendorRateLimited => "vendor-rate-limited",
+            Kind::VendorError => "vendor-error",
+            Kind::VendorCredentialsRefused => "vendor-credentials-refused",
+            Kind::VendorUnreachable => "vendor-unreachable",
+            Kind::VendorTimeout => "vendor-timeout",
+            Kind::ConnectorFailed => "connector-failed",
             Kind::Internal => "internal",
         }
     }
@@ -63,6 +109,21 @@ impl Kind {
             Kind::SyncFailed => "Sync could not start",
             Kind::ShuttingDown => "Shutting down",
             Kind::NotReady => "Not ready",
+            Kind::InvalidBody => "Invalid request body",
+            Kind::Conflict => "Conflict",
+            Kind::UnknownAction => "Unknown action",
+            Kind::ConfirmationRequired => "Confirmation required",
+            Kind::ActionRefused => "Action refused",
+            Kind::IdempotencyKeyReused => "Idempotency key reused",
+            Kind::IdempotencyKeyInUse => "Idempotency key in use",
+            Kind::InvalidAccount => "Invalid account settings",
+            Kind::AccountCheckFailed => "Account check failed",
+            Kind::VendorRateLimited => "Vendor rate limit",
+            Kind::VendorError => "Vendor error",
+            Kind::VendorCredentialsRefused => "Vendor refused the credentials",
+            Kind::VendorUnreachable => "Vendor unreachable",
+            Kind::VendorTimeout => "Vendor timeout",
+            Kind::ConnectorFailed => "Connector failure",
             Kind::Internal => "Internal error",
         }
     }
@@ -72,8 +133,20 @@ impl Kind {
             Kind::Unauthorized => StatusCode::UNAUTHORIZED,
             Kind::NotFound => StatusCode::NOT_FOUND,
             Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Kind::InvalidParameter => StatusCode::BAD_REQUEST,
-            Kind::SyncRunning => StatusCode::CONFLICT,
+            Kind::InvalidParameter | Kind::InvalidBody => StatusCode::BAD_REQUEST,
+            Kind::SyncRunning | Kind::Conflict | Kind::IdempotencyKeyInUse => StatusCode::CONFLICT,
+            Kind::UnknownAction
+            | Kind::ConfirmationRequired
+            | Kind::ActionRefused
+            | Kind::IdempotencyKeyReused
+            | Kind::InvalidAccount
+            | Kind::AccountCheckFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            Kind::VendorRateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Kind::VendorError
+            | Kind::VendorCredentialsRefused
+            | Kind::VendorUnreachable
+            | Kind::ConnectorFailed => StatusCode::BAD_GATEWAY,
+            Kind::VendorTimeout => StatusCode::GATEWAY_TIMEOUT,
             Kind::SyncFailed | Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Kind::ShuttingDown | Kind::NotReady => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -92,6 +165,28 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong in this case.
     pub detail: String,
+    /// Members some problems add (boxed: most problems have none, and
+    /// every `Result<_, Problem>` carries the size of a problem).
+    #[serde(flatten)]
+    pub extra: Box<Extra>,
+}
+
+/// Extension members of a problem, and headers to send with it.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct Extra {
+    /// Account checks: the failure class (`unauthorized`, `forbidden`,
+    /// `not_found`, `connection_failed`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// What to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// Vendor rate limits: seconds until a retry may succeed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+    /// Headers sent with the problem (`Retry-After`, `RateLimit-*`).
+    #[serde(skip)]
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Problem {
@@ -102,7 +197,14 @@ impl Problem {
             title: kind.title().into(),
             status: kind.status().as_u16(),
             detail: detail.into(),
+            extra: Box::default(),
         }
+    }
+
+    /// The same problem with a `hint`.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.extra.hint = Some(hint.into());
+        self
     }
 
     /// 404 for a `what` with `id` the caller's workspace does not have.
@@ -131,11 +233,13 @@ impl From<StoreError> for Problem {
 }
 
 impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let unauthorized = status == StatusCode::UNAUTHORIZED;
+        let extra = std::mem::take(&mut self.extra.headers);
         let mut response = (status, axum::Json(self)).into_response();
         let headers = response.headers_mut();
+        headers.extend(extra);
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
         if unauthorized {
             headers.insert(
@@ -175,6 +279,22 @@ pub enum Common {
     /// The server failed.
     #[response(status = 500, content_type = "application/problem+json")]
     Internal(Problem),
+}
+
+/// Documents the problems of operations that call the vendor live.
+#[derive(utoipa::IntoResponses)]
+pub enum Vendor {
+    /// The vendor rate-limited the account: `Retry-After` and
+    /// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` say when to retry.
+    #[response(status = 429, content_type = "application/problem+json")]
+    RateLimited(Problem),
+    /// The vendor failed, refused the stored credentials, could not be
+    /// reached, or the connector failed.
+    #[response(status = 502, content_type = "application/problem+json")]
+    BadGateway(Problem),
+    /// The vendor did not answer in time.
+    #[response(status = 504, content_type = "application/problem+json")]
+    Timeout(Problem),
 }
 
 #[cfg(test)]

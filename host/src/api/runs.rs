@@ -3,7 +3,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -12,7 +11,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::Caller;
 use super::params::{self, Id, Params};
-use super::problem::{Common, Kind, Problem};
+use super::problem::{Common, Problem};
 use super::schema::ListPage;
 use crate::store::runs::{RunCounts, RunRow};
 
@@ -125,25 +124,7 @@ pub struct RunParams {
 
 /// A run's keyset position as an opaque cursor.
 fn cursor_of(run: &RunRow) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(format!("{}\n{}", run.started_at, run.id))
-}
-
-/// The position a cursor names.
-fn position(cursor: &str) -> Result<(String, String), Problem> {
-    let bad = || {
-        Problem::new(
-            Kind::InvalidParameter,
-            format!("cursor `{cursor}` is not one this API gave"),
-        )
-    };
-    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(bad)?;
-    let (started, id) = text.split_once('\n').ok_or_else(bad)?;
-    Ok((started.to_owned(), id.to_owned()))
+    params::cursor(&run.started_at, &run.id)
 }
 
 /// List sync runs, newest first.
@@ -155,7 +136,7 @@ async fn list_runs(
     Params(q): Params<RunParams>,
 ) -> Result<Json<ListPage<Run>>, Problem> {
     let limit = params::limit(q.limit)?;
-    let after = q.cursor.as_deref().map(position).transpose()?;
+    let after = q.cursor.as_deref().map(params::position).transpose()?;
     let mut rows = state
         .store()
         .runs_in(
@@ -233,9 +214,9 @@ mod tests {
             counts: RunCounts::default(),
             error: None,
         };
-        let (s, i) = position(&cursor_of(&run)).unwrap();
+        let (s, i) = params::position(&cursor_of(&run)).unwrap();
         assert_eq!((s.as_str(), i.as_str()), (run.started_at.as_str(), "run_1"));
-        assert!(position("!!").is_err());
-        assert!(position("YWJj").is_err(), "no separator");
+        assert!(params::position("!!").is_err());
+        assert!(params::position("YWJj").is_err(), "no separator");
     }
 }

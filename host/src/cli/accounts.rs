@@ -10,6 +10,7 @@ use clap::Subcommand;
 use super::inputs::{AccountArgs, interval};
 use super::sync::{SyncArgs, run_one};
 use super::{Env, table};
+use crate::store::accounts::DEFAULT_WORKSPACE;
 
 /// `mdmhub accounts` subcommands.
 #[derive(Debug, Subcommand)]
@@ -27,6 +28,10 @@ pub enum AccountsCommand {
         /// Time between scheduled syncs, e.g. `6h`, `1d` [default: 24h].
         #[arg(long, value_parser = interval)]
         interval: Option<i64>,
+        /// The workspace to add it to (created if missing); API keys of
+        /// that workspace see it.
+        #[arg(long, default_value = DEFAULT_WORKSPACE)]
+        workspace: String,
     },
     /// List saved accounts with their last sync.
     List {
@@ -70,9 +75,15 @@ impl AccountsCommand {
                 name,
                 account,
                 interval,
+                workspace,
             } => {
                 let input = account.input(interval)?;
-                let row = accounts.add(&name, &connector, input).await?;
+                let ws = accounts
+                    .store
+                    .ensure_workspace(&workspace)
+                    .await
+                    .with_context(|| format!("workspace `{workspace}`"))?;
+                let row = accounts.add_in(&ws.id, &name, &connector, input).await?;
                 writeln!(
                     out,
                     "Saved account `{}` ({connector}); credentials checked. Run `mdmhub sync {}` to fetch its inventory.",

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, anyhow};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
@@ -188,21 +188,7 @@ impl CallArgs {
 
 /// Parses `lock`, `unlock-account`, `vendor:NAME`, ...
 pub fn action_kind(s: &str) -> anyhow::Result<ActionKind> {
-    Ok(match s {
-        "lock" => ActionKind::Lock,
-        "erase" => ActionKind::Erase,
-        "restart" => ActionKind::Restart,
-        "shutdown" => ActionKind::Shutdown,
-        "unlock-account" => ActionKind::UnlockAccount,
-        "retire" => ActionKind::Retire,
-        "refresh-inventory" => ActionKind::RefreshInventory,
-        other => match other.strip_prefix("vendor:") {
-            Some(name) if !name.is_empty() => ActionKind::Vendor(name.into()),
-            _ => bail!(
-                "unknown action `{other}` (lock, erase, restart, shutdown, unlock-account, retire, refresh-inventory, vendor:NAME)"
-            ),
-        },
-    })
+    s.parse().map_err(anyhow::Error::msg)
 }
 
 /// One line per record for the text listing.

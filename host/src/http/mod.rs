@@ -106,6 +106,7 @@ impl HttpClient {
                 .await?;
             drop(permit);
             let status = resp.status().as_u16();
+            crate::metrics::vendor_response(status);
             if status == 401
                 && !refreshed
                 && let (Auth::Token(t), Some(used)) = (&session.auth, &token)
@@ -124,6 +125,7 @@ impl HttpClient {
                 match hinted.or_else(|| delays.next()) {
                     Some(wait) if Instant::now() + wait <= deadline => {
                         session.limits.record_wait(wait);
+                        crate::metrics::vendor_wait();
                         tracing::debug!(account = %session.id, status, wait_ms = wait.as_millis() as u64, "vendor asked to slow down");
                         tokio::time::sleep(wait).await;
                         continue;

@@ -169,9 +169,8 @@ impl Connector {
     pub async fn check(&self, session: &Arc<AccountSession>) -> Result<(), CallError> {
         let (mut store, inst, deadline) = self.instantiate(Some(session.clone())).await?;
         let ctx = session.context();
-        finish(deadline, self.timeout(), inst.call_check(&mut store, &ctx))
-            .await?
-            .map_err(CallError::Connector)
+        let done = finish(deadline, self.timeout(), inst.call_check(&mut store, &ctx)).await;
+        self.counted("check", done.and_then(|r| r.map_err(CallError::Connector)))
     }
 
     /// Lists one page of `kind` from `cursor`.
@@ -189,8 +188,8 @@ impl Connector {
             self.timeout(),
             inst.call_list(&mut store, &ctx, kind, cursor, options),
         )
-        .await?
-        .map_err(CallError::Connector)?;
+        .await;
+        let page = self.counted("list", page.and_then(|r| r.map_err(CallError::Connector)))?;
         let mut page = validate::page(page, kind)?;
         page.records.iter_mut().for_each(|r| session.link(r));
         Ok(page)
@@ -210,8 +209,8 @@ impl Connector {
             self.timeout(),
             inst.call_get(&mut store, &ctx, kind, id),
         )
-        .await?
-        .map_err(CallError::Connector)?;
+        .await;
+        let entity = self.counted("get", entity.and_then(|r| r.map_err(CallError::Connector)))?;
         let mut entity = validate::entity(entity, kind)?;
         session.link(&mut entity);
         Ok(entity)
@@ -226,13 +225,19 @@ impl Connector {
     ) -> Result<ActionOutcome, CallError> {
         let (mut store, inst, deadline) = self.instantiate(Some(session.clone())).await?;
         let ctx = session.context();
-        finish(
+        let done = finish(
             deadline,
             self.timeout(),
             inst.call_action(&mut store, &ctx, device_id, request),
         )
-        .await?
-        .map_err(CallError::Connector)
+        .await;
+        self.counted("action", done.and_then(|r| r.map_err(CallError::Connector)))
+    }
+
+    /// Counts a finished call by its outcome (metrics only).
+    fn counted<T>(&self, op: &'static str, r: Result<T, CallError>) -> Result<T, CallError> {
+        crate::metrics::connector_call(&self.info.id, op, r.as_ref().err());
+        r
     }
 
     fn timeout(&self) -> Duration {

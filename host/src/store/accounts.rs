@@ -74,7 +74,11 @@ fn from_row(r: &AnyRow) -> Result<AccountRow, StoreError> {
 impl Store {
     /// Saves a new account; its name must be free in the workspace.
     pub async fn insert_account(&self, a: &AccountRow) -> Result<(), StoreError> {
-        if self.find_account(&a.name).await?.is_some() {
+        if self
+            .find_account_in(&a.workspace_id, &a.name)
+            .await?
+            .is_some()
+        {
             return Err(StoreError::Conflict(format!(
                 "an account named `{}` already exists",
                 a.name

@@ -26,6 +26,8 @@ use tokio::sync::oneshot;
 
 use crate::support;
 
+mod actions;
+
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const TOKEN: &str = "tok-ApiS3cr3t-9012";
 /// Devices of workspace A's account: more than two pages of 100.
@@ -176,11 +178,25 @@ struct Answer {
     content_type: String,
     body: Value,
     text: String,
+    headers: reqwest::header::HeaderMap,
 }
 
 impl World {
     /// Calls `method path` with `key` (if any), noting the route called.
     async fn call(&self, method: &str, path: &str, key: Option<&str>) -> Answer {
+        self.send(method, path, key, None, &[]).await
+    }
+
+    /// Calls `method path` with `key`, a JSON `body` and `headers`, noting
+    /// the route called.
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let route = path.split('?').next().unwrap().to_owned();
         self.calls
             .lock()
@@ -191,10 +207,16 @@ impl World {
         if let Some(key) = key {
             req = req.bearer_auth(key);
         }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         let res = req.send().await.unwrap();
         let status = res.status();
-        let content_type = res
-            .headers()
+        let headers = res.headers().clone();
+        let content_type = headers
             .get("content-type")
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default();
@@ -205,6 +227,7 @@ impl World {
             content_type,
             body,
             text,
+            headers,
         }
     }
 
@@ -498,6 +521,26 @@ async fn api_serves_each_workspace_its_own_inventory() {
         assert_eq!(doc.status, StatusCode::OK);
         assert_eq!(doc.body["openapi"], "3.1.0");
 
+        // The action, account and metrics routes, once each so that the
+        // document check below sees them (`api::actions` tests them).
+        assert_eq!(w.call("GET", "/metrics", None).await.status, StatusCode::OK);
+        assert_eq!(w.get_a("/v1/actions").await["result_count"], 0);
+        let empty = serde_json::json!({});
+        assert_problem(
+            &w.send("POST", "/v1/accounts", Some(&w.key_a), Some(&empty), &[])
+                .await,
+            400,
+            "invalid-body",
+        );
+        let explode = serde_json::json!({"action": "explode"});
+        let actions = format!("/v1/devices/{id}/actions");
+        assert_problem(
+            &w.send("POST", &actions, Some(&w.key_a), Some(&explode), &[])
+                .await,
+            422,
+            "unknown-action",
+        );
+
         // A sync by hand: 202 with the run; a second while it runs is 409.
         w.sim_a.control().set_faults(Faults {
             slow_ms: 300,
@@ -605,6 +648,9 @@ fn the_openapi_document_is_3_1_and_describes_every_operation() {
         "/v1/sync-runs",
         "/v1/sync-runs/{id}",
         "/v1/connectors",
+        "/v1/devices/{id}/actions",
+        "/v1/actions",
+        "/metrics",
         "/healthz",
         "/readyz",
         "/openapi.json",
