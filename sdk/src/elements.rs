@@ -23,6 +23,67 @@ pub(crate) type Element<'a, T> = (&'a str, Result<T, serde_json::Error>);
 pub(crate) fn walk<'a, T: Deserialize<'a>>(
     text: &'a str,
 ) -> Result<Vec<Element<'a, T>>, WalkError> {
+    let (out, after) = walk_prefix(text)?;
+    end(after).map(|()| out)
+}
+
+/// Walks the array under `key` of the JSON object `text` (Graph's
+/// `{"@odata.nextLink": ..., "value": [...]}`) in the same single pass: the
+/// other members are skipped, never the array itself scanned twice. `None`
+/// when the object has no such member.
+pub(crate) fn walk_member<'a, T: Deserialize<'a>>(
+    text: &'a str,
+    key: &str,
+) -> Result<Option<Vec<Element<'a, T>>>, WalkError> {
+    let mut rest = text
+        .trim_start()
+        .strip_prefix('{')
+        .ok_or(WalkError::NotAnArray)?
+        .trim_start();
+    let mut found = None;
+    if let Some(after) = rest.strip_prefix('}') {
+        return end(after).map(|()| None);
+    }
+    loop {
+        let (name, after) = read::<String>(rest)?;
+        rest = after
+            .trim_start()
+            .strip_prefix(':')
+            .ok_or_else(|| WalkError::Malformed("expected `:` after an object key".into()))?
+            .trim_start();
+        if name == key && found.is_none() {
+            let (elements, after) = walk_prefix(rest)?;
+            found = Some(elements);
+            rest = after.trim_start();
+        } else {
+            rest = read::<IgnoredAny>(rest)?.1.trim_start();
+        }
+        if let Some(after) = rest.strip_prefix(',') {
+            rest = after.trim_start();
+        } else if let Some(after) = rest.strip_prefix('}') {
+            return end(after).map(|()| found);
+        } else {
+            return Err(WalkError::Malformed(
+                "expected `,` or `}` after an object member".into(),
+            ));
+        }
+    }
+}
+
+/// Reads one JSON value of type `T` at the start of `text`; the rest follows.
+fn read<'a, T: Deserialize<'a>>(text: &'a str) -> Result<(T, &'a str), WalkError> {
+    let mut stream = Deserializer::from_str(text).into_iter::<T>();
+    match stream.next() {
+        Some(Ok(v)) => Ok((v, &text[stream.byte_offset()..])),
+        Some(Err(e)) => Err(WalkError::Malformed(e.to_string())),
+        None => Err(eof()),
+    }
+}
+
+/// Walks the array at the start of `text`; returns what follows its `]`.
+fn walk_prefix<'a, T: Deserialize<'a>>(
+    text: &'a str,
+) -> Result<(Vec<Element<'a, T>>, &'a str), WalkError> {
     let mut rest = text
         .trim_start()
         .strip_prefix('[')
@@ -30,7 +91,7 @@ pub(crate) fn walk<'a, T: Deserialize<'a>>(
         .trim_start();
     let mut out = Vec::new();
     if let Some(after) = rest.strip_prefix(']') {
-        return end(after).map(|()| out);
+        return Ok((out, after));
     }
     loop {
         // A stream deserializer reports where the value it read ends.
@@ -54,7 +115,7 @@ pub(crate) fn walk<'a, T: Deserialize<'a>>(
         if let Some(after) = rest.strip_prefix(',') {
             rest = after.trim_start();
         } else if let Some(after) = rest.strip_prefix(']') {
-            return end(after).map(|()| out);
+            return Ok((out, after));
         } else {
             return Err(WalkError::Malformed(
                 "expected `,` or `]` after an array element".into(),
@@ -116,5 +177,38 @@ mod tests {
             walk::<Value>(r#"{"a": 1}"#),
             Err(WalkError::NotAnArray)
         ));
+    }
+
+    #[test]
+    fn a_member_array_is_walked_in_place() {
+        let body = r#" {"@odata.context": "x", "value": [{"id": "a"}, 2], "@odata.nextLink": {"n": [1]}} "#;
+        let got = walk_member::<Value>(body, "value").unwrap().unwrap();
+        assert_eq!(got[0].0, r#"{"id": "a"}"#);
+        assert_eq!(got.len(), 2);
+        assert!(
+            walk_member::<Value>(r#"{"other": []}"#, "value")
+                .unwrap()
+                .is_none()
+        );
+        assert!(walk_member::<Value>("{}", "value").unwrap().is_none());
+        assert!(matches!(
+            walk_member::<Value>(r#"{"value": {"a": 1}}"#, "value"),
+            Err(WalkError::NotAnArray)
+        ));
+        for bad in [
+            r#"{"value": [1]"#,
+            r#"{"value": [1]} x"#,
+            r#"{"value" [1]}"#,
+            r#"{"a": 1 "value": []}"#,
+            r#"{"value": [1], "b": }"#,
+        ] {
+            assert!(
+                matches!(
+                    walk_member::<Value>(bad, "value"),
+                    Err(WalkError::Malformed(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 }

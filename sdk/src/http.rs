@@ -200,7 +200,10 @@ impl Response {
         pointer: &str,
     ) -> Result<Vec<Element<'a, T>>, ConnectorError> {
         let mut text = self.text()?;
-        for token in pointer.split('/').skip(1) {
+        let mut tokens: Vec<&str> = pointer.split('/').skip(1).collect();
+        // The last step is walked in place (one pass over the page).
+        let last = tokens.pop();
+        for token in tokens {
             let mut object: HashMap<String, &RawValue> =
                 serde_json::from_str(text).map_err(|e| {
                     match serde_json::from_str::<IgnoredAny>(text) {
@@ -213,7 +216,12 @@ impl Response {
                 .ok_or_else(|| self.missing_array(pointer))?
                 .get();
         }
-        elements::walk(text).map_err(|e| match e {
+        let walked = match last {
+            None => elements::walk(text),
+            Some(key) => elements::walk_member(text, &key.replace("~1", "/").replace("~0", "~"))
+                .and_then(|found| found.ok_or(WalkError::NotAnArray)),
+        };
+        walked.map_err(|e| match e {
             WalkError::NotAnArray => self.missing_array(pointer),
             WalkError::Malformed(m) => ConnectorError::InvalidVendorData(format!(
                 "malformed JSON from {}: {m}",
