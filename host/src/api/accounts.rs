@@ -230,6 +230,13 @@ async fn create_account(
     ),
     Problem,
 > {
+    if !new.endpoints.is_empty() && !state.api_endpoints() {
+        return Err(Problem::new(
+            Kind::InvalidAccount,
+            "`endpoints` may reach private addresses, so only the operator sets them \
+             (`mdmhub accounts add --endpoint`, or `mdmhub serve --allow-api-endpoints`)",
+        ));
+    }
     let (name, connector) = (new.name.clone(), new.connector.clone());
     let row = state
         .accounts()

@@ -55,6 +55,9 @@ pub struct AppState(Arc<Shared>);
 
 struct Shared {
     syncer: Syncer,
+    /// Whether API callers may set an account's endpoints (see
+    /// [`ServeOptions::api_endpoints`]).
+    api_endpoints: bool,
     shutdown: CancellationToken,
     syncs: Mutex<JoinSet<()>>,
     sessions: live::Sessions,
@@ -64,14 +67,20 @@ struct Shared {
 type SyncDone = oneshot::Receiver<Result<RunRow, SyncError>>;
 
 impl AppState {
-    /// State over `syncer`, stopped by `shutdown`.
-    pub fn new(syncer: Syncer, shutdown: CancellationToken) -> Self {
+    /// State over `syncer`, stopped by `shutdown`; `api_endpoints` lets
+    /// callers set account endpoints.
+    pub fn new(syncer: Syncer, shutdown: CancellationToken, api_endpoints: bool) -> Self {
         Self(Arc::new(Shared {
             syncer,
+            api_endpoints,
             shutdown,
             syncs: Mutex::new(JoinSet::new()),
             sessions: live::Sessions::default(),
         }))
+    }
+
+    fn api_endpoints(&self) -> bool {
+        self.0.api_endpoints
     }
 
     fn store(&self) -> &Store {
@@ -181,6 +190,11 @@ pub struct ServeOptions {
     /// How long shutdown waits for in-flight requests and running syncs
     /// before it interrupts them.
     pub grace: Duration,
+    /// Whether `POST /v1/accounts` may set `endpoints`. An endpoint may
+    /// reach loopback and private addresses, so by default only the
+    /// operator's CLI sets them: an API key must not aim the host at
+    /// internal services.
+    pub api_endpoints: bool,
 }
 
 impl Default for ServeOptions {
@@ -190,6 +204,7 @@ impl Default for ServeOptions {
             concurrency: 4,
             tick: Duration::from_secs(30),
             grace: Duration::from_secs(60),
+            api_endpoints: false,
         }
     }
 }
@@ -204,7 +219,7 @@ pub async fn serve(
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let shutdown = CancellationToken::new();
-    let state = AppState::new(syncer.clone(), shutdown.clone());
+    let state = AppState::new(syncer.clone(), shutdown.clone(), options.api_endpoints);
     let scheduler = options.schedule.then(|| {
         tokio::spawn(schedule::run_forever(
             syncer,

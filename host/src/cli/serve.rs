@@ -29,6 +29,10 @@ pub struct ServeArgs {
     /// before interrupting them (interrupted syncs resume later).
     #[arg(long, default_value_t = 60)]
     pub shutdown_timeout: u64,
+    /// Let API callers set account endpoints (which may reach private
+    /// addresses); for simulators and on-prem vendors behind a trusted API.
+    #[arg(long)]
+    pub allow_api_endpoints: bool,
 }
 
 impl ServeArgs {
@@ -52,6 +56,7 @@ impl ServeArgs {
             schedule: !self.no_schedule,
             concurrency: self.concurrency,
             grace: Duration::from_secs(self.shutdown_timeout),
+            api_endpoints: self.allow_api_endpoints,
             ..ServeOptions::default()
         };
         let syncer = Syncer::new(accounts, SyncOptions::default());

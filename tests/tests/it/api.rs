@@ -152,6 +152,8 @@ async fn world(url: &str) -> World {
     let options = ServeOptions {
         schedule: false,
         grace: Duration::from_secs(30),
+        // The tests' accounts point at loopback simulators.
+        api_endpoints: true,
         ..ServeOptions::default()
     };
     let server = tokio::spawn(api::serve(listener, syncer, options, async {
