@@ -2,7 +2,7 @@
 //! when it cannot be mapped, to a per-record error that does not block the
 //! rest of the page.
 
-use crate::{Entity, Page, RecordError};
+use crate::{ConnectorError, Entity, ListOptions, Page, RecordError};
 
 /// Why one vendor item could not become a record.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +27,14 @@ impl From<&str> for Unmappable {
     fn from(message: &str) -> Self {
         Self::new(message)
     }
+}
+
+/// The device a per-device listing (`scope: per-device`) is for, or
+/// `invalid-config` when the host passed none.
+pub fn parent_id(options: ListOptions) -> Result<String, ConnectorError> {
+    options.parent_id.ok_or_else(|| {
+        ConnectorError::InvalidConfig("this resource is listed per device: pass a parent id".into())
+    })
 }
 
 /// A page of the mapped `items`, continuing at `next` (`None`: the last page).

@@ -59,14 +59,7 @@ impl Connector for Intune {
         match kind {
             ResourceKind::Devices => devices::list(ctx, cursor, options.page_size),
             ResourceKind::Users => users::list(ctx, cursor, options.page_size),
-            ResourceKind::Apps => {
-                let device = options.parent_id.ok_or_else(|| {
-                    ConnectorError::InvalidConfig(
-                        "apps are listed per device: pass a parent id".into(),
-                    )
-                })?;
-                apps::list(ctx, &device, cursor)
-            }
+            ResourceKind::Apps => apps::list(ctx, &page::parent_id(options)?, cursor),
             ResourceKind::Organizations => organization::list(ctx, cursor),
         }
     }

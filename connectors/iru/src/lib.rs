@@ -46,14 +46,7 @@ impl Connector for Iru {
         match kind {
             ResourceKind::Devices => devices::list(ctx, cursor.as_deref(), size),
             ResourceKind::Users => users::list(ctx, cursor),
-            ResourceKind::Apps => {
-                let device = options.parent_id.ok_or_else(|| {
-                    ConnectorError::InvalidConfig(
-                        "apps are listed per device: pass a parent id".into(),
-                    )
-                })?;
-                apps::list(ctx, &device)
-            }
+            ResourceKind::Apps => apps::list(ctx, &page::parent_id(options)?),
             ResourceKind::Organizations => blueprints::list(ctx, cursor, size),
         }
     }
