@@ -250,6 +250,11 @@ impl Syncer {
             syncer: self,
             account,
             run: run_ref,
+            fetch: Fetcher {
+                connector: connector.clone(),
+                session: session.clone(),
+                run_id: run.id.clone(),
+            },
             connector,
             waits_at_start: session.rate_limit_waits().0,
             session,
@@ -312,6 +317,7 @@ struct RunCtx<'a> {
     run: RunRef<'a>,
     connector: Arc<Connector>,
     session: Arc<AccountSession>,
+    fetch: Fetcher,
     waits_at_start: u64,
     progress: Option<ProgressFn>,
     lost: Arc<AtomicBool>,
@@ -341,6 +347,8 @@ impl Listed {
     }
 }
 
+/// Pages fetched ahead of the one being stored.
+const PAGES_AHEAD: usize = 2;
 /// Detail reads stored per transaction.
 const DETAIL_BATCH: usize = 256;
 /// Batches of detail reads waiting for the writer: reads go on while one
@@ -450,32 +458,32 @@ impl RunCtx<'_> {
             kind: kind.name(),
             source,
         };
-        // Each page is stored while the next one is fetched; pages are
-        // stored in order, so each sees what the one before it stored.
-        let mut listed: Option<Listed> = None;
-        loop {
-            let (stored, fetched) = tokio::join!(
-                self.store_listed(table, kind.name(), listed.take()),
-                pager.next()
-            );
-            stored?;
-            let Some(page) = fetched.map_err(walk_err)? else {
-                break;
-            };
+        // Connector calls run in their own task: a page is compared and
+        // stored (in order) while the next ones are fetched.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+        let _fetching = AbortOnDrop(tokio::spawn(async move {
+            while let Some(page) = pager.next().await.transpose() {
+                let failed = page.is_err();
+                if tx.send(page.map(|p| Listed::new(&p))).await.is_err() || failed {
+                    break;
+                }
+            }
+        }));
+        while let Some(listed) = rx.recv().await {
+            let listed = listed.map_err(walk_err)?;
             self.check_lease()?;
-            listed = Some(Listed::new(&page));
+            self.store_listed(table, kind.name(), listed).await?;
         }
         Ok(())
     }
 
-    /// Stores a listed page, if any, and reports its counts.
+    /// Stores a listed page and reports its counts.
     async fn store_listed(
         &self,
         table: Table,
         kind: &'static str,
-        listed: Option<Listed>,
+        l: Listed,
     ) -> Result<(), SyncError> {
-        let Some(l) = listed else { return Ok(()) };
         let counts = self
             .store_page(table, kind, l.incoming, l.errors, l.next, l.complete)
             .await?;
@@ -613,63 +621,42 @@ impl RunCtx<'_> {
     }
 
     /// Reads details (and apps) of devices that are new, changed or stale:
-    /// reads run without pause at the set concurrency while finished ones
-    /// are written in batches.
+    /// reads run in their own task without pause at the set concurrency,
+    /// while this one stores what they read in batches.
     async fn details(&self, use_get: bool, apps: bool) -> Result<(), SyncError> {
         let stale_before =
             stamp(time::OffsetDateTime::now_utc() - self.syncer.options.details_max_age);
+        let todos = due_for_details(self.store().clone(), self.account.id.clone(), stale_before);
         let concurrency = self.syncer.options.detail_concurrency.max(1);
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<DetailBatch>(DETAIL_BATCHES_QUEUED);
-        let read = async move {
-            let mut reads = std::pin::pin!(
-                self.detail_todos(stale_before)
-                    .map(|todo| async move {
+        let fetch = self.fetch.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(DETAIL_BATCHES_QUEUED);
+        let _reading = AbortOnDrop(tokio::spawn(async move {
+            let reads = todos
+                .map(|todo| {
+                    let fetch = fetch.clone();
+                    async move {
                         let t = todo?;
-                        let r = self.read_details(&t, use_get, apps).await;
-                        Ok::<_, SyncError>((t, r))
-                    })
-                    .buffer_unordered(concurrency)
-                    .chunks(DETAIL_BATCH)
-            );
+                        let r = fetch.read_details(&t, use_get, apps).await;
+                        Ok((t, r))
+                    }
+                })
+                .buffer_unordered(concurrency)
+                .chunks(DETAIL_BATCH);
+            let mut reads = std::pin::pin!(reads);
             while let Some(chunk) = reads.next().await {
-                self.check_lease()?;
-                let results = chunk.into_iter().collect::<Result<Vec<_>, _>>()?;
-                if tx.send(self.classify(results)?).await.is_err() {
-                    break; // the writer stopped; its error is returned
+                let batch: Result<Vec<_>, StoreError> = chunk.into_iter().collect();
+                let failed = batch.is_err();
+                if tx.send(batch).await.is_err() || failed {
+                    break;
                 }
             }
-            Ok(())
-        };
-        let write = async {
-            while let Some(batch) = rx.recv().await {
-                self.write_details(batch).await?;
-            }
-            Ok::<_, SyncError>(())
-        };
-        let (read, written) = tokio::join!(read, write);
-        written?;
-        read
-    }
-
-    /// Devices due for a detail read, paged through in id order.
-    fn detail_todos(
-        &self,
-        stale_before: String,
-    ) -> impl futures::Stream<Item = Result<DetailTodo, SyncError>> + '_ {
-        futures::stream::try_unfold(String::new(), move |after| {
-            let stale_before = stale_before.clone();
-            async move {
-                let todo = self
-                    .store()
-                    .devices_needing_details(&self.account.id, &stale_before, &after, 512)
-                    .await?;
-                let next = todo.last().map(|last| last.id.clone());
-                Ok::<_, SyncError>(
-                    next.map(|next| (futures::stream::iter(todo.into_iter().map(Ok)), next)),
-                )
-            }
-        })
-        .try_flatten()
+        }));
+        while let Some(batch) = rx.recv().await {
+            self.check_lease()?;
+            let batch = self.classify(batch?)?;
+            self.write_details(batch).await?;
+        }
+        Ok(())
     }
 
     /// Sorts detail reads into writes, confirmed removals and errors; a
@@ -730,109 +717,6 @@ impl RunCtx<'_> {
         Ok(())
     }
 
-    /// One device's detail read and its apps.
-    async fn read_details(
-        &self,
-        t: &DetailTodo,
-        use_get: bool,
-        with_apps: bool,
-    ) -> Result<DetailWrite, CallError> {
-        let summary = parse_object(&t.summary).unwrap_or_default();
-        let (detail, detail_remote_data) = if use_get {
-            let entity = self.get(ResourceKind::Devices, &t.remote_id).await?;
-            let inc = Incoming::new(&entity);
-            (Some(inc.fields), inc.remote_data)
-        } else {
-            (None, String::new())
-        };
-        let apps = if with_apps {
-            match self.apps_of(&t.remote_id).await {
-                Ok(apps) => Some(apps),
-                // No app inventory for this device (some kinds have none).
-                Err(CallError::Connector(ConnectorError::NotFound(_))) => Some(Vec::new()),
-                Err(e) => return Err(e),
-            }
-        } else {
-            None
-        };
-        let merged = merge(&summary, detail.as_ref());
-        let record = serde_json::to_string(&merged).expect("JSON serializes");
-        let hash = content_hash(&record, &t.remote_data);
-        let (apps, apps_hash) = unless_stored(apps, t.apps_hash.as_deref());
-        Ok(DetailWrite {
-            id: t.id.clone(),
-            projections: projections(Table::Devices, &merged),
-            counts_as_update: hash != t.content_hash
-                && t.changed_run.as_deref() != Some(self.run.id),
-            content_hash: hash,
-            record,
-            detail: detail
-                .map(|d| serde_json::to_string(&d).expect("JSON serializes"))
-                .unwrap_or_else(|| "{}".into()),
-            detail_remote_data,
-            apps,
-            apps_hash,
-        })
-    }
-
-    async fn get(&self, kind: ResourceKind, remote_id: &str) -> Result<Entity, CallError> {
-        retry_rate_limited(&self.session, kind.name(), || {
-            self.connector.get(&self.session, kind, remote_id)
-        })
-        .await
-        .map_err(|e| match e {
-            WalkError::Call(c) => c,
-            // Still limited after every retry: counted, retried next run.
-            other => CallError::Connector(ConnectorError::ServerError(ServerErrorInfo {
-                status: 429,
-                message: other.to_string(),
-            })),
-        })
-    }
-
-    /// Every app on one device.
-    async fn apps_of(&self, device_remote_id: &str) -> Result<Vec<AppWrite>, CallError> {
-        let options = ListOptions {
-            page_size: None,
-            parent_id: Some(device_remote_id.to_owned()),
-        };
-        let mut pager = Pager::new(
-            self.connector.clone(),
-            self.session.clone(),
-            ResourceKind::Apps,
-            options,
-            None,
-        );
-        let mut apps = Vec::new();
-        loop {
-            let page = match pager.next().await {
-                Ok(Some(p)) => p,
-                Ok(None) => break,
-                Err(WalkError::Call(c)) => return Err(c),
-                Err(other) => {
-                    return Err(CallError::InvalidOutput(format!(
-                        "listing apps of {device_remote_id}: {other}"
-                    )));
-                }
-            };
-            for e in &page.records {
-                let inc = Incoming::new(e);
-                let name = inc
-                    .fields
-                    .get("name")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned);
-                apps.push(AppWrite {
-                    remote_id: inc.remote_id,
-                    name,
-                    record: serde_json::to_string(&inc.fields).expect("JSON serializes"),
-                    remote_data: inc.remote_data,
-                });
-            }
-        }
-        Ok(apps)
-    }
-
     /// After complete walks: confirms absent records with `get` where the
     /// connector can, then applies the two-pass rule to the rest.
     async fn removals(&self, kind: ResourceKind, table: Table) -> Result<(), SyncError> {
@@ -855,7 +739,7 @@ impl RunCtx<'_> {
             let results: Vec<((String, String), Result<Entity, CallError>)> =
                 futures::stream::iter(absent)
                     .map(|(id, remote_id)| async move {
-                        let r = self.get(kind, &remote_id).await;
+                        let r = self.fetch.get(kind, &remote_id).await;
                         ((id, remote_id), r)
                     })
                     .buffer_unordered(concurrency)
@@ -919,6 +803,143 @@ fn unless_stored(
     let hash = apps_hash(&apps);
     let changed = stored != Some(hash.as_str());
     (changed.then_some(apps), Some(hash))
+}
+
+/// The connector calls of a run, owned so that they run in their own task
+/// while the run's task compares and stores.
+#[derive(Clone)]
+struct Fetcher {
+    connector: Arc<Connector>,
+    session: Arc<AccountSession>,
+    run_id: String,
+}
+
+impl Fetcher {
+    /// One device's detail read and its apps.
+    async fn read_details(
+        &self,
+        t: &DetailTodo,
+        use_get: bool,
+        with_apps: bool,
+    ) -> Result<DetailWrite, CallError> {
+        let summary = parse_object(&t.summary).unwrap_or_default();
+        let (detail, detail_remote_data) = if use_get {
+            let entity = self.get(ResourceKind::Devices, &t.remote_id).await?;
+            let inc = Incoming::new(&entity);
+            (Some(inc.fields), inc.remote_data)
+        } else {
+            (None, String::new())
+        };
+        let apps = if with_apps {
+            match self.apps_of(&t.remote_id).await {
+                Ok(apps) => Some(apps),
+                // No app inventory for this device (some kinds have none).
+                Err(CallError::Connector(ConnectorError::NotFound(_))) => Some(Vec::new()),
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        let merged = merge(&summary, detail.as_ref());
+        let record = serde_json::to_string(&merged).expect("JSON serializes");
+        let hash = content_hash(&record, &t.remote_data);
+        let (apps, apps_hash) = unless_stored(apps, t.apps_hash.as_deref());
+        Ok(DetailWrite {
+            id: t.id.clone(),
+            projections: projections(Table::Devices, &merged),
+            counts_as_update: hash != t.content_hash
+                && t.changed_run.as_deref() != Some(self.run_id.as_str()),
+            content_hash: hash,
+            record,
+            detail: detail
+                .map(|d| serde_json::to_string(&d).expect("JSON serializes"))
+                .unwrap_or_else(|| "{}".into()),
+            detail_remote_data,
+            apps,
+            apps_hash,
+        })
+    }
+
+    /// One record by its remote id; a rate-limited call is retried.
+    async fn get(&self, kind: ResourceKind, remote_id: &str) -> Result<Entity, CallError> {
+        retry_rate_limited(&self.session, kind.name(), || {
+            self.connector.get(&self.session, kind, remote_id)
+        })
+        .await
+        .map_err(|e| match e {
+            WalkError::Call(c) => c,
+            // Still limited after every retry: counted, retried next run.
+            other => CallError::Connector(ConnectorError::ServerError(ServerErrorInfo {
+                status: 429,
+                message: other.to_string(),
+            })),
+        })
+    }
+
+    /// Every app on one device.
+    async fn apps_of(&self, device_remote_id: &str) -> Result<Vec<AppWrite>, CallError> {
+        let options = ListOptions {
+            page_size: None,
+            parent_id: Some(device_remote_id.to_owned()),
+        };
+        let mut pager = Pager::new(
+            self.connector.clone(),
+            self.session.clone(),
+            ResourceKind::Apps,
+            options,
+            None,
+        );
+        let mut apps = Vec::new();
+        loop {
+            let page = match pager.next().await {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(WalkError::Call(c)) => return Err(c),
+                Err(other) => {
+                    return Err(CallError::InvalidOutput(format!(
+                        "listing apps of {device_remote_id}: {other}"
+                    )));
+                }
+            };
+            for e in &page.records {
+                let inc = Incoming::new(e);
+                let name = inc
+                    .fields
+                    .get("name")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned);
+                apps.push(AppWrite {
+                    remote_id: inc.remote_id,
+                    name,
+                    record: serde_json::to_string(&inc.fields).expect("JSON serializes"),
+                    remote_data: inc.remote_data,
+                });
+            }
+        }
+        Ok(apps)
+    }
+}
+
+/// Devices of an account due for a detail read, paged through in id order.
+fn due_for_details(
+    store: Store,
+    account_id: String,
+    stale_before: String,
+) -> impl futures::Stream<Item = Result<DetailTodo, StoreError>> {
+    futures::stream::try_unfold(String::new(), move |after| {
+        let (store, account_id, stale_before) =
+            (store.clone(), account_id.clone(), stale_before.clone());
+        async move {
+            let todo = store
+                .devices_needing_details(&account_id, &stale_before, &after, 512)
+                .await?;
+            let next = todo.last().map(|last| last.id.clone());
+            Ok::<_, StoreError>(
+                next.map(|next| (futures::stream::iter(todo.into_iter().map(Ok)), next)),
+            )
+        }
+    })
+    .try_flatten()
 }
 
 /// Errors that stop a run: every further call would fail the same way.
