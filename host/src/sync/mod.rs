@@ -301,12 +301,24 @@ impl Syncer {
 }
 
 /// Aborts a background task when dropped (a cancelled or panicked sync
-/// must not keep renewing its lease).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// must not keep renewing its lease or calling the vendor).
+struct AbortOnDrop<T = ()>(tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// Runs `work` as a task of its own and waits for it: concurrent connector
+/// calls then use every worker thread, not just the one of the task that
+/// waits for them. A panic in it resumes here.
+async fn own_task<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
+    let mut task = AbortOnDrop(tokio::spawn(work));
+    match (&mut task.0).await {
+        Ok(done) => done,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("a sync task was cancelled: {e}"),
     }
 }
 
@@ -563,9 +575,15 @@ impl RunCtx<'_> {
         };
         for (remote_id, rec, summary, list_hash, again) in changed {
             let old = existing.get(&remote_id);
-            let detail = details.get(&remote_id).and_then(|d| parse_object(d));
-            let merged = merge(&rec.fields, detail.as_ref());
-            let record = serde_json::to_string(&merged).expect("JSON serializes");
+            let merged = details
+                .get(&remote_id)
+                .and_then(|d| parse_object(d))
+                .map(|detail| merge(&rec.fields, Some(&detail)));
+            // Without a stored detail the record is the summary as listed.
+            let record = match &merged {
+                Some(m) => serde_json::to_string(m).expect("JSON serializes"),
+                None => summary.clone(),
+            };
             let hash = content_hash(&record, &rec.remote_data);
             match old {
                 Some(o) if o.status == "active" && o.content_hash == hash => {}
@@ -591,7 +609,7 @@ impl RunCtx<'_> {
                 }
             });
             upserts.push(RowWrite {
-                projections: projections(table, &merged),
+                projections: projections(table, merged.as_ref().unwrap_or(&rec.fields)),
                 remote_id,
                 record,
                 remote_data: rec.remote_data,
@@ -636,8 +654,11 @@ impl RunCtx<'_> {
                     let fetch = fetch.clone();
                     async move {
                         let t = todo?;
-                        let r = fetch.read_details(&t, use_get, apps).await;
-                        Ok((t, r))
+                        Ok(own_task(async move {
+                            let r = fetch.read_details(&t, use_get, apps).await;
+                            (t, r)
+                        })
+                        .await)
                     }
                 })
                 .buffer_unordered(concurrency)
