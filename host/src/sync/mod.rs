@@ -264,7 +264,6 @@ impl Syncer {
                 account: account.name.clone(),
                 ..Progress::default()
             }),
-            page_writes: tokio::sync::Mutex::new(()),
         };
         let outcome = ctx.execute().await;
         let waits = ctx.session.rate_limit_waits().0 - ctx.waits_at_start;
@@ -335,9 +334,6 @@ struct RunCtx<'a> {
     progress: Option<ProgressFn>,
     lost: Arc<AtomicBool>,
     report: std::sync::Mutex<Progress>,
-    /// Held while a walk stores a page: the walks run at once, and SQLite
-    /// would make all but one writer retry after a sleep.
-    page_writes: tokio::sync::Mutex<()>,
 }
 
 /// A listed page, split for storing.
@@ -379,9 +375,9 @@ struct DetailBatch {
     errors: Vec<(Option<String>, String)>,
 }
 
-/// Top-level resources, walked at once; devices link to organizations and
-/// users when the run ends.
-const TOP_LEVEL: [(ResourceKind, Table); 3] = [
+/// Top-level resources in walk order: organizations and users first, so
+/// devices link to them when the run ends.
+const WALK_ORDER: [(ResourceKind, Table); 3] = [
     (ResourceKind::Organizations, Table::Organizations),
     (ResourceKind::Users, Table::Users),
     (ResourceKind::Devices, Table::Devices),
@@ -420,16 +416,16 @@ impl RunCtx<'_> {
     }
 
     async fn execute(&self) -> Result<(), SyncError> {
-        let walked: Vec<(ResourceKind, Table)> = TOP_LEVEL
-            .into_iter()
-            .filter(|(kind, _)| self.supports(*kind, ResourceScope::TopLevel).is_some())
-            .collect();
-        self.check_lease()?;
-        self.store().set_phase(self.run.id, "listing").await?;
-        // The walks are independent (links are made when the run ends), so
-        // they run at once: one's vendor round trips overlap the others'.
-        futures::future::try_join_all(walked.iter().map(|(kind, table)| self.walk(*kind, *table)))
-            .await?;
+        let mut walked = Vec::new();
+        for (kind, table) in WALK_ORDER {
+            if self.supports(kind, ResourceScope::TopLevel).is_none() {
+                continue;
+            }
+            self.check_lease()?;
+            self.store().set_phase(self.run.id, kind.name()).await?;
+            self.walk(kind, table).await?;
+            walked.push((kind, table));
+        }
         let devices_get =
             self.supports(ResourceKind::Devices, ResourceScope::TopLevel) == Some(true);
         let apps = self
@@ -500,11 +496,9 @@ impl RunCtx<'_> {
         kind: &'static str,
         l: Listed,
     ) -> Result<(), SyncError> {
-        let writing = self.page_writes.lock().await;
         let counts = self
             .store_page(table, kind, l.incoming, l.errors, l.next, l.complete)
             .await?;
-        drop(writing);
         self.report(kind, counts);
         Ok(())
     }
