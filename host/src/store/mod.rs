@@ -15,7 +15,8 @@ pub mod runs;
 use std::path::Path;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions};
+use sqlx::query::Query;
 use sqlx::{AnyPool, Executor};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -189,6 +190,14 @@ pub fn record_id(prefix: &str, account_id: &str, remote_id: &str) -> String {
     format!("{prefix}_{}", hex::encode(&digest[..12]))
 }
 
+/// The stable id of a record that belongs to another (an app of a device):
+/// the parent's id comes first, so that a parent's records sort, and are
+/// inserted, next to each other instead of at random places in the index.
+pub fn child_id(prefix: &str, parent_id: &str, remote_id: &str) -> String {
+    let own = record_id(prefix, parent_id, remote_id);
+    format!("{prefix}_{parent_id}_{}", &own[prefix.len() + 1..][..16])
+}
+
 /// Bind parameters one statement may carry on both databases: SQLite's
 /// limit (PostgreSQL allows 65535).
 const MAX_BINDS: usize = 32766;
@@ -198,6 +207,13 @@ const MAX_BINDS: usize = 32766;
 /// keep prepared statements small.
 pub(crate) fn rows_per_statement(binds_per_row: usize, other_binds: usize) -> usize {
     ((MAX_BINDS - other_binds) / binds_per_row.max(1)).clamp(1, 500)
+}
+
+/// A statement whose text grows with its row count. Only `full`-sized
+/// ones are kept prepared: odd sizes would fill sqlx's statement cache (100
+/// per connection) with large prepared statements, and the process's memory.
+pub(crate) fn batch_query(sql: &str, full: bool) -> Query<'_, sqlx::Any, AnyArguments<'_>> {
+    sqlx::query(sql).persistent(full)
 }
 
 /// One value of a multi-row statement's tuple.
@@ -277,6 +293,9 @@ mod tests {
             "stable"
         );
         assert_ne!(record_id("dev", "a", "1"), record_id("dev", "a1", ""));
+        let app = child_id("app", "dev_1", "7");
+        assert!(app.starts_with("app_dev_1_") && app.len() == "app_dev_1_".len() + 16);
+        assert_ne!(app, child_id("app", "dev_1", "8"));
         let slots = [Slot::Bind, Slot::Sql("0"), Slot::Bind];
         let mut pg = Params::new(Backend::Postgres);
         assert_eq!(pg.list(2), "$1, $2");

@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use sqlx::Row;
 
 use super::runs::{self, RunCounts, RunRef};
-use super::{Backend, Params, Slot, Store, StoreError, now, record_id, rows_per_statement};
+use super::{
+    Backend, Params, Slot, Store, StoreError, batch_query, child_id, now, record_id,
+    rows_per_statement,
+};
 
 /// A table of synced records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -218,7 +221,7 @@ impl Store {
             p.next(),
             p.list(remote_ids.len())
         );
-        let mut q = sqlx::query(&sql).bind(account_id);
+        let mut q = batch_query(&sql, false).bind(account_id);
         for id in remote_ids {
             q = q.bind(*id);
         }
@@ -257,7 +260,7 @@ impl Store {
             p.next(),
             p.list(remote_ids.len())
         );
-        let mut q = sqlx::query(&sql).bind(account_id);
+        let mut q = batch_query(&sql, false).bind(account_id);
         for id in remote_ids {
             q = q.bind(*id);
         }
@@ -421,7 +424,10 @@ impl Store {
                 p.next(),
                 p.list(chunk.len())
             );
-            let mut q = sqlx::query(&sql).bind(&at).bind(&at).bind(run.id);
+            let mut q = batch_query(&sql, chunk.len() == 500)
+                .bind(&at)
+                .bind(&at)
+                .bind(run.id);
             for id in chunk {
                 q = q.bind(id);
             }
@@ -587,7 +593,7 @@ async fn upsert_rows(
     let n = rows_per_statement(per_row, 0);
     for (rows, ids) in page.upserts.chunks(n).zip(ids.chunks(n)) {
         let sql = upsert_sql(backend, page.table, rows.len());
-        let mut q = sqlx::query(&sql);
+        let mut q = batch_query(&sql, rows.len() == n);
         for (w, id) in rows.iter().zip(ids) {
             q = q.bind(id).bind(page.account_id).bind(&w.remote_id);
             for v in &w.projections {
@@ -630,7 +636,7 @@ async fn upsert_device_data(
              summary = excluded.summary, remote_data = excluded.remote_data",
             Params::new(backend).tuples(rows.len(), &[Slot::Bind; 4])
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = batch_query(&sql, rows.len() == n);
         for (w, id) in rows.iter().zip(ids) {
             let summary = w.device.as_ref().map(|d| d.summary.as_str());
             q = q
@@ -651,7 +657,8 @@ async fn mark_seen(
     page: &PageWrite<'_>,
     at: &str,
 ) -> Result<(), StoreError> {
-    for chunk in page.unchanged.chunks(rows_per_statement(1, 3)) {
+    let per_statement = rows_per_statement(1, 3);
+    for chunk in page.unchanged.chunks(per_statement) {
         let mut p = Params::new(backend);
         let sql = format!(
             "UPDATE {} SET last_seen_run = {}, last_seen_at = {}, missed_passes = 0 \
@@ -662,7 +669,7 @@ async fn mark_seen(
             p.next(),
             p.list(chunk.len())
         );
-        let mut q = sqlx::query(&sql)
+        let mut q = batch_query(&sql, chunk.len() == per_statement)
             .bind(page.run.id)
             .bind(at)
             .bind(page.account_id);
@@ -692,7 +699,8 @@ async fn update_detailed_devices(
         .enumerate()
         .map(|(i, c)| format!("{c} = {}", col(i + 1)))
         .collect();
-    for chunk in writes.chunks(rows_per_statement(per_row, 3)) {
+    let per_statement = rows_per_statement(per_row, 3);
+    for chunk in writes.chunks(per_statement) {
         let mut p = Params::new(backend);
         let sql = format!(
             "UPDATE devices SET {}, content_hash = {}, needs_details = 0, details_at = {}, \
@@ -709,7 +717,10 @@ async fn update_detailed_devices(
             p.tuples(chunk.len(), &vec![Slot::Bind; per_row]),
             u = col(proj.len() + 2),
         );
-        let mut q = sqlx::query(&sql).bind(at).bind(run_id).bind(at);
+        let mut q = batch_query(&sql, chunk.len() == per_statement)
+            .bind(at)
+            .bind(run_id)
+            .bind(at);
         for w in chunk {
             q = q.bind(&w.id);
             for v in &w.projections {
@@ -731,14 +742,15 @@ async fn update_detail_data(
     backend: Backend,
     writes: &[DetailWrite],
 ) -> Result<(), StoreError> {
-    for chunk in writes.chunks(rows_per_statement(4, 0)) {
+    let per_statement = rows_per_statement(4, 0);
+    for chunk in writes.chunks(per_statement) {
         let sql = format!(
             "UPDATE device_data SET record = v.column2, detail = v.column3, \
              detail_remote_data = v.column4 FROM (VALUES {}) AS v \
              WHERE device_data.device_id = v.column1",
             Params::new(backend).tuples(chunk.len(), &[Slot::Bind; 4])
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = batch_query(&sql, chunk.len() == per_statement);
         for w in chunk {
             q = q
                 .bind(&w.id)
@@ -760,12 +772,13 @@ async fn replace_apps(
     at: &str,
 ) -> Result<(), StoreError> {
     let devices: Vec<&DetailWrite> = writes.iter().filter(|w| w.apps.is_some()).collect();
-    for chunk in devices.chunks(rows_per_statement(1, 0)) {
+    let per_statement = rows_per_statement(1, 0);
+    for chunk in devices.chunks(per_statement) {
         let sql = format!(
             "DELETE FROM apps WHERE device_id IN ({})",
             Params::new(backend).list(chunk.len())
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = batch_query(&sql, chunk.len() == per_statement);
         for w in chunk {
             q = q.bind(&w.id);
         }
@@ -775,16 +788,17 @@ async fn replace_apps(
         .iter()
         .flat_map(|w| w.apps.iter().flatten().map(|a| (w.id.as_str(), a)))
         .collect();
-    for chunk in apps.chunks(rows_per_statement(8, 0)) {
+    let per_statement = rows_per_statement(8, 0);
+    for chunk in apps.chunks(per_statement) {
         let sql = format!(
             "INSERT INTO apps (id, account_id, device_id, remote_id, name, record, remote_data, \
              updated_at) VALUES {} ON CONFLICT (device_id, remote_id) DO NOTHING",
             Params::new(backend).tuples(chunk.len(), &[Slot::Bind; 8])
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = batch_query(&sql, chunk.len() == per_statement);
         for (device_id, a) in chunk {
             q = q
-                .bind(record_id("app", device_id, &a.remote_id))
+                .bind(child_id("app", device_id, &a.remote_id))
                 .bind(account_id)
                 .bind(*device_id)
                 .bind(&a.remote_id)

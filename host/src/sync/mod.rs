@@ -365,7 +365,7 @@ const PAGES_AHEAD: usize = 2;
 const DETAIL_BATCH: usize = 256;
 /// Batches of detail reads waiting for the writer: reads go on while one
 /// is written.
-const DETAIL_BATCHES_QUEUED: usize = 4;
+const DETAIL_BATCHES_QUEUED: usize = 2;
 
 /// Detail reads ready to store.
 #[derive(Default)]
