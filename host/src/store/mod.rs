@@ -7,6 +7,7 @@
 //! write and the store writes it.
 
 pub mod accounts;
+pub mod audit;
 pub mod keys;
 pub mod query;
 pub mod records;
