@@ -2484,20 +2484,8 @@ const USER_PROPS: &[&str] = &[
     "onPremisesSyncEnabled",
 ];
 
-/// What `/users` returns without `$select`.
-const USER_DEFAULT: &[&str] = &[
-    "businessPhones",
-    "displayName",
-    "givenName",
-    "jobTitle",
-    "mail",
-    "mobilePhone",
-    "officeLocation",
-    "preferredLanguage",
-    "surname",
-    "userPrincipalName",
-    "id",
-];
+/// What `/users` returns without `$select`: the head of [`USER_PROPS`].
+const USER_DEFAULT: &[&str] = USER_PROPS.split_at(11).0;
 
 fn user_props(p: &Person) -> Props {
     let (given, surname) = p.name.split_once(' ').unwrap_or((p.name.as_str(), ""));
