@@ -1,0 +1,490 @@
+//! API read benchmark (issue 6; figures, not assertions): `GET
+//! /v1/devices?limit=100` over N stored devices (default 100,000, SQLite),
+//! served by `mdmhub::api::serve` in this process on a loopback port and
+//! driven by a keep-alive load generator (hyper, one connection per
+//! concurrent client, each following `next_cursor` to the end of the
+//! inventory and starting again from the first page):
+//! 1. alone;
+//! 2. while a second account's first sync (another Iru simulator, no rate
+//!    limit) writes into the same database.
+//!
+//! Targets: at least 5,000 requests/s and p99 at most 20 ms on a 2-core
+//! machine. The load generator runs on a thread and runtime of its own
+//! (one core at most); the server and the sync share the process's
+//! runtime.
+//!
+//! Every answer must be 200 with `result_count` 100 (fewer only on the
+//! last page) and a `next_cursor` until the last page; every 16th answer
+//! of each connection is parsed in full (100 records, ids ascending, no
+//! `remote_data`, the same `result_count`). Anything else counts as an
+//! error.
+//!
+//! The inventory is made by a real first sync from the Iru simulator and
+//! cached under `target/tmp/bench-api/` by device count (the first run
+//! takes a few minutes at 100,000); each run works on a copy of it.
+//! `MDMHUB_BENCH_RESEED=1` makes it again.
+//!
+//! Run: `cargo bench -p mdmhub-tests --bench api`
+//! (`MDMHUB_BENCH_DEVICES`, `MDMHUB_BENCH_CONNECTIONS` (default 16),
+//! `MDMHUB_BENCH_SECS` (default 10), `MDMHUB_BENCH_SYNC_DEVICES` (default
+//! 50,000: the fleet synced during the second measurement)).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use mdmhub::account::Secret;
+use mdmhub::accounts::{AccountInput, Accounts};
+use mdmhub::api::{self, ServeOptions};
+use mdmhub::runtime::{Registry, Runtime, RuntimeConfig, Source};
+use mdmhub::secrets::MasterKey;
+use mdmhub::store::Store;
+use mdmhub::store::query::Listing;
+use mdmhub::sync::{SyncOptions, Syncer};
+use mdmhub_tests::sim::control::BudgetSpec;
+use mdmhub_tests::sim::iru::{IruOptions, IruSim};
+use mdmhub_tests::sim::server::Running;
+use serde::Deserialize;
+
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const TOKEN: &str = "bench-token";
+/// Bump when what a sync stores changes, so the cached inventory is made again.
+const SEED_VERSION: u32 = 1;
+const PAGE: usize = 100;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let devices = env_usize("MDMHUB_BENCH_DEVICES", 100_000);
+    let connections = env_usize("MDMHUB_BENCH_CONNECTIONS", 16).max(1);
+    let secs = env_usize("MDMHUB_BENCH_SECS", 10).max(1) as u64;
+    let sync_devices = env_usize("MDMHUB_BENCH_SYNC_DEVICES", 50_000);
+    // The server's runtime: a worker per core, as `mdmhub serve` has.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run(
+        devices,
+        connections,
+        Duration::from_secs(secs),
+        sync_devices,
+    ));
+}
+
+async fn run(devices: usize, connections: usize, secs: Duration, sync_devices: usize) {
+    let tmp = std::env::temp_dir().join(format!("mdmhub-bench-api-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+
+    let rt = Runtime::new(RuntimeConfig {
+        cache_dir: Some(bench_dir().join("artifact-cache")),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let (name, bytes) = mdmhub::builtin::BUILTINS
+        .iter()
+        .find(|(n, _)| *n == "iru")
+        .unwrap();
+    let iru = Arc::new(
+        rt.load(Source::Builtin(name.to_string()), bytes)
+            .await
+            .unwrap(),
+    );
+    let registry = Arc::new(Registry {
+        connectors: [("iru".to_string(), iru)].into(),
+        rejected: vec![],
+    });
+
+    let seeded = seed(&rt, &registry, devices).await;
+    let db = tmp.join("mdmhub.db");
+    std::fs::copy(&seeded, &db).unwrap();
+    let accounts = Accounts {
+        store: Store::open(&mdmhub::store::sqlite_url(&db)).await.unwrap(),
+        runtime: rt,
+        registry,
+        key: Arc::new(MasterKey::parse(KEY).unwrap()),
+    };
+    let store = accounts.store.clone();
+    let acme = store.account("acme").await.unwrap();
+    let stored = store.count(Listing::Devices, &acme.id, None).await.unwrap();
+    assert_eq!(stored as usize, devices, "the cached inventory's devices");
+    let (_, key) = store.create_key("default", "bench").await.unwrap();
+
+    let syncer = Syncer::new(accounts.clone(), SyncOptions::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = ServeOptions {
+        schedule: false,
+        grace: Duration::from_secs(5),
+        ..ServeOptions::default()
+    };
+    let server = tokio::spawn(api::serve(listener, syncer.clone(), options, async {
+        let _ = stopped.await;
+    }));
+
+    let load = Load {
+        addr,
+        auth: format!("Bearer {key}"),
+        connections,
+    };
+    println!(
+        "api: GET /v1/devices?limit={PAGE} over {devices} devices (SQLite), {connections} keep-alive connections, {} s per measurement",
+        secs.as_secs()
+    );
+    load.measure(Duration::from_secs(1)).await; // warm-up
+    let alone = load.measure(secs).await;
+    alone.print("alone");
+
+    // A second account's first sync in the same process and database.
+    let (_sim, srv) = sim(sync_devices, 2).await;
+    let beta = accounts
+        .add("beta", "iru", input(&srv.base_url))
+        .await
+        .unwrap();
+    let sync = {
+        let syncer = syncer.clone();
+        let beta = beta.clone();
+        tokio::spawn(async move { syncer.sync(&beta, "manual", None).await })
+    };
+    // Let the sync get going (connector loaded, first pages stored).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = store.count(Listing::Devices, &beta.id, None).await.unwrap();
+    let busy = load.measure(secs).await;
+    let after = store.count(Listing::Devices, &beta.id, None).await.unwrap();
+    let finished = sync.is_finished();
+    busy.print("during sync");
+    println!(
+        "  the sync stored {} devices of {sync_devices} while measured{}",
+        after - before,
+        if finished {
+            " (it finished before the end)"
+        } else {
+            ""
+        }
+    );
+    sync.abort();
+    let _ = sync.await;
+
+    println!();
+    println!(
+        "  {:<12} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7} {:>6}",
+        "", "requests", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "load"
+    );
+    for (label, r) in [("alone", &alone), ("during sync", &busy)] {
+        println!(
+            "  {:<12} {:>10} {:>9.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>6.2}",
+            label,
+            r.requests,
+            r.rps(),
+            r.pct(0.50),
+            r.pct(0.99),
+            r.max(),
+            r.errors,
+            r.load
+        );
+    }
+    println!(
+        "  targets: >= 5000 req/s, p99 <= 20 ms; load = 1-min load average at the end (2 cores)"
+    );
+
+    let _ = stop.send(());
+    let _ = server.await;
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Where the bench keeps what outlives a run: `target/tmp/bench-api`.
+fn bench_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-api")
+}
+
+fn input(base_url: &str) -> AccountInput {
+    AccountInput {
+        config: [("subdomain", "acme"), ("region", "us")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into(),
+        secrets: [("api_token".to_string(), Secret::new(TOKEN))].into(),
+        endpoints: vec![base_url.to_string()],
+        rate_limit: Some("1000000/s".into()),
+        interval_secs: None,
+    }
+}
+
+async fn sim(devices: usize, seed: u64) -> (Arc<IruSim>, Running) {
+    IruSim::spawn(
+        IruOptions {
+            devices,
+            seed,
+            token: TOKEN.into(),
+            budget: BudgetSpec {
+                limit: u32::MAX,
+                window: Duration::from_secs(3600),
+                retry_after: true,
+            },
+            ..IruOptions::default()
+        },
+        0,
+    )
+    .await
+    .unwrap()
+}
+
+/// The database file of an inventory of `devices` devices synced once
+/// from the Iru simulator (account `acme`, default workspace), made if
+/// not cached.
+async fn seed(rt: &Runtime, registry: &Arc<Registry>, devices: usize) -> PathBuf {
+    let dir = bench_dir().join(format!("iru-{devices}-v{SEED_VERSION}"));
+    let file = dir.join("mdmhub.db");
+    if file.exists() && std::env::var_os("MDMHUB_BENCH_RESEED").is_none() {
+        return file;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let work = dir.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    println!(
+        "seeding {devices} devices by a first sync from the Iru simulator (cached for later runs)..."
+    );
+    let t = Instant::now();
+    let (_sim, srv) = sim(devices, 1).await;
+    let store = Store::open(&mdmhub::store::sqlite_url(&work.join("mdmhub.db")))
+        .await
+        .unwrap();
+    let accounts = Accounts {
+        store: store.clone(),
+        runtime: rt.clone(),
+        registry: registry.clone(),
+        key: Arc::new(MasterKey::parse(KEY).unwrap()),
+    };
+    let acme = accounts
+        .add("acme", "iru", input(&srv.base_url))
+        .await
+        .unwrap();
+    let run = Syncer::new(accounts, SyncOptions::default())
+        .sync(&acme, "manual", None)
+        .await
+        .unwrap();
+    assert_eq!(run.status, "succeeded");
+    // One self-contained file: the WAL folded in.
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store.pool().close().await;
+    std::fs::rename(&work, &dir).unwrap();
+    println!("seeded in {:.0} s", t.elapsed().as_secs_f64());
+    file
+}
+
+/// A load: `connections` keep-alive clients.
+struct Load {
+    addr: std::net::SocketAddr,
+    auth: String,
+    connections: usize,
+}
+
+/// What one measurement saw.
+#[derive(Default)]
+struct Outcome {
+    requests: u64,
+    errors: u64,
+    /// Latencies in microseconds, sorted.
+    latencies: Vec<u32>,
+    took: Duration,
+    /// The 1-minute load average when it ended.
+    load: f64,
+}
+
+impl Outcome {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.took.as_secs_f64()
+    }
+
+    fn pct(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len());
+        self.latencies[i - 1] as f64 / 1000.0
+    }
+
+    fn max(&self) -> f64 {
+        self.latencies
+            .last()
+            .map_or(f64::NAN, |&m| m as f64 / 1000.0)
+    }
+
+    fn print(&self, label: &str) {
+        println!(
+            "  {label}: {} requests in {:.1} s = {:.0} req/s; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} errors",
+            self.requests,
+            self.took.as_secs_f64(),
+            self.rps(),
+            self.pct(0.50),
+            self.pct(0.99),
+            self.max(),
+            self.errors
+        );
+    }
+}
+
+impl Load {
+    /// Runs the load on a thread and runtime of its own for `secs`.
+    async fn measure(&self, secs: Duration) -> Outcome {
+        let (addr, auth, n) = (self.addr, self.auth.clone(), self.connections);
+        tokio::task::spawn_blocking(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let started = Instant::now();
+                let until = started + secs;
+                let clients: Vec<_> = (0..n)
+                    .map(|i| tokio::spawn(client(addr, auth.clone(), until, i)))
+                    .collect();
+                let mut out = Outcome::default();
+                for c in clients {
+                    let (lat, errors) = c.await.unwrap();
+                    out.requests += lat.len() as u64;
+                    out.errors += errors;
+                    out.latencies.extend(lat);
+                }
+                out.took = started.elapsed();
+                out.latencies.sort_unstable();
+                out.load = std::fs::read_to_string("/proc/loadavg")
+                    .ok()
+                    .and_then(|s| s.split_whitespace().next()?.parse().ok())
+                    .unwrap_or(f64::NAN);
+                out
+            })
+        })
+        .await
+        .unwrap()
+    }
+}
+
+/// One keep-alive connection walking the devices until `until`: its
+/// latencies (µs) and errors.
+async fn client(
+    addr: std::net::SocketAddr,
+    auth: String,
+    until: Instant,
+    n: usize,
+) -> (Vec<u32>, u64) {
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    let mut cursor: Option<String> = None;
+    let mut sender = None;
+    let mut count = n; // staggers the full checks across connections
+    while Instant::now() < until {
+        if sender.is_none() {
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let (s, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(io)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            sender = Some(s);
+        }
+        let s = sender.as_mut().unwrap();
+        let uri = match &cursor {
+            Some(c) => format!("/v1/devices?limit={PAGE}&cursor={c}"),
+            None => format!("/v1/devices?limit={PAGE}"),
+        };
+        let req = hyper::Request::get(uri)
+            .header(hyper::header::HOST, "bench")
+            .header(hyper::header::AUTHORIZATION, &auth)
+            .body(Empty::new())
+            .unwrap();
+        let t = Instant::now();
+        let answer = match s.send_request(req).await {
+            Ok(resp) => {
+                let status = resp.status();
+                resp.into_body()
+                    .collect()
+                    .await
+                    .ok()
+                    .map(|b| (status, b.to_bytes()))
+            }
+            Err(_) => None,
+        };
+        latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        count += 1;
+        match answer
+            .filter(|(status, _)| *status == hyper::StatusCode::OK)
+            .and_then(|(_, body)| check(&body, count % 16 == 0))
+        {
+            Some(next) => cursor = next,
+            None => {
+                errors += 1;
+                cursor = None;
+                sender = None; // a fresh connection after any failure
+            }
+        }
+    }
+    (latencies, errors)
+}
+
+/// The tail of a page: `"next_cursor":...,"result_count":N}`.
+#[derive(Deserialize)]
+struct Tail {
+    next_cursor: Option<String>,
+    result_count: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FullPage {
+    result: Vec<Record>,
+    next_cursor: Option<String>,
+    result_count: usize,
+}
+
+#[derive(Deserialize)]
+struct Record {
+    id: String,
+    remote_data: Option<serde::de::IgnoredAny>,
+}
+
+/// Checks a page; `Some(next cursor)` if it is a good one. The page's
+/// last members are read from its end; `full` parses all of it.
+fn check(body: &[u8], full: bool) -> Option<Option<String>> {
+    let at = memrfind(body, b"\"next_cursor\"")?;
+    let mut tail = b"{".to_vec();
+    tail.extend_from_slice(&body[at..]);
+    let tail: Tail = serde_json::from_slice(&tail).ok()?;
+    let ok_count =
+        tail.result_count == PAGE || (tail.next_cursor.is_none() && tail.result_count <= PAGE);
+    if !ok_count {
+        return None;
+    }
+    if full {
+        let page: FullPage = serde_json::from_slice(body).ok()?;
+        let ordered = page.result.windows(2).all(|w| w[0].id < w[1].id);
+        let bare = page.result.iter().all(|r| r.remote_data.is_none());
+        if page.result.len() != page.result_count
+            || page.result_count != tail.result_count
+            || page.next_cursor != tail.next_cursor
+            || !ordered
+            || !bare
+        {
+            return None;
+        }
+    }
+    Some(tail.next_cursor)
+}
+
+fn memrfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).rposition(|w| w == needle)
+}
