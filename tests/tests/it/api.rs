@@ -27,6 +27,8 @@ use tokio::sync::oneshot;
 use crate::support;
 
 mod actions;
+mod endpoints;
+mod walk;
 
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const TOKEN: &str = "tok-ApiS3cr3t-9012";
