@@ -1,6 +1,9 @@
-//! Cursor walks over a large inventory: 10,000 synced devices, walked with
-//! page sizes from 100 to 1,000, alone and while syncs insert and rewrite
-//! rows (SQLite, and PostgreSQL when configured).
+//! Cursor walks over a large inventory: 10,000 devices of a first sync,
+//! walked with page sizes from 100 to 1,000 while that sync rewrites their
+//! rows with details, while a second account's first sync inserts rows
+//! among them, and once quiet (SQLite, and PostgreSQL when configured).
+//! The detail reads of 11,000 devices would take longer than every walk
+//! together, so the test does not wait for them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -161,12 +164,6 @@ async fn walk_all(w: &World) -> Vec<(String, String)> {
             Some(c) => cursor = Some(c.to_owned()),
             None => break,
         }
-        // A page before the end is full.
-        assert_eq!(
-            result.len(),
-            limit,
-            "{path}: a short page with a next cursor"
-        );
     }
     ids
 }
@@ -194,7 +191,9 @@ async fn api_cursor_walk_over_10k_devices_returns_each_once_also_during_a_sync()
         // The first sync of `acme` lists its 10,000 devices, then reads
         // each one's details and apps, rewriting its row: walk meanwhile.
         let (acme, mut acme_walked) = start_sync(&syncer, &w.acme);
-        acme_walked.wait_for(|done| *done).await.unwrap();
+        if acme_walked.wait_for(|done| *done).await.is_err() {
+            panic!("{url}: the sync ended before its details: {:?}", acme.await);
+        }
         eprintln!("{url}: {FLEET} devices listed in {:?}", started.elapsed());
         let t = Instant::now();
         let ids: Vec<String> = walk_all(&w).await.into_iter().map(|(id, _)| id).collect();
@@ -216,7 +215,7 @@ async fn api_cursor_walk_over_10k_devices_returns_each_once_also_during_a_sync()
         // before appears exactly once, the new ones at most once.
         let (second, second_walked) = start_sync(&syncer, &w.beta);
         let (mut walks, mut partial) = (0, 0);
-        while walks == 0 || !*second_walked.borrow() {
+        while walks == 0 || !(*second_walked.borrow() || second.is_finished()) {
             let ids: Vec<String> = walk_all(&w).await.into_iter().map(|(id, _)| id).collect();
             let seen = once_each(&ids, "walk during inserts");
             let missing: Vec<_> = before.difference(&seen).collect();
@@ -249,16 +248,17 @@ async fn api_cursor_walk_over_10k_devices_returns_each_once_also_during_a_sync()
         let of_acme = all.iter().filter(|(_, a)| a == "acme").count();
         assert_eq!(of_acme, FLEET, "{url}");
 
-        // Reading 11,500 devices' details and apps would take longer than
-        // every walk together: the syncs stop here (their runs would resume).
-        assert!(
-            !acme.is_finished(),
-            "{url}: the detail reads outlast the walks"
-        );
+        // A sync still reading details stops here (its run would resume).
         for sync in [acme, second] {
-            sync.abort();
-            let _ = sync.await;
+            if sync.is_finished() {
+                let run = sync.await.unwrap().unwrap();
+                assert_eq!(run.status, "succeeded", "{url}: {:?}", run.error);
+            } else {
+                sync.abort();
+                let _ = sync.await;
+            }
         }
+
         w.shut_down().await;
         eprintln!("{url}: the whole test took {:?}", started.elapsed());
     }
