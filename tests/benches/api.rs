@@ -157,14 +157,15 @@ async fn run(devices: usize, connections: usize, secs: Duration, sync_devices: u
     };
     // Let the sync get going (connector loaded, first pages stored).
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = store.count(Listing::Devices, &beta.id, None).await.unwrap();
+    let before = stored_by(&store, &beta.id).await;
     let busy = load.measure(secs).await;
-    let after = store.count(Listing::Devices, &beta.id, None).await.unwrap();
+    let after = stored_by(&store, &beta.id).await;
     let finished = sync.is_finished();
     busy.print("during sync");
     println!(
-        "  the sync stored {} devices of {sync_devices} while measured{}",
-        after - before,
+        "  the sync stored {} users and {} devices (of {sync_devices}) while measured{}",
+        after.0 - before.0,
+        after.1 - before.1,
         if finished {
             " (it finished before the end)"
         } else {
@@ -200,6 +201,14 @@ async fn run(devices: usize, connections: usize, secs: Duration, sync_devices: u
     let _ = server.await;
     drop(srv);
     let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// The users and devices account `id` has stored.
+async fn stored_by(store: &Store, id: &str) -> (i64, i64) {
+    (
+        store.count(Listing::Users, id, None).await.unwrap(),
+        store.count(Listing::Devices, id, None).await.unwrap(),
+    )
 }
 
 /// Where the bench keeps what outlives a run: `target/tmp/bench-api`.
@@ -302,6 +311,8 @@ struct Outcome {
     took: Duration,
     /// The 1-minute load average when it ended.
     load: f64,
+    /// CPU time this process used (server, load generator, sync), seconds.
+    cpu: f64,
 }
 
 impl Outcome {
@@ -325,14 +336,16 @@ impl Outcome {
 
     fn print(&self, label: &str) {
         println!(
-            "  {label}: {} requests in {:.1} s = {:.0} req/s; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} errors",
+            "  {label}: {} requests in {:.1} s = {:.0} req/s; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} errors; process CPU {:.2} cores, {:.2} ms a request",
             self.requests,
             self.took.as_secs_f64(),
             self.rps(),
             self.pct(0.50),
             self.pct(0.99),
             self.max(),
-            self.errors
+            self.errors,
+            self.cpu / self.took.as_secs_f64(),
+            self.cpu * 1000.0 / self.requests.max(1) as f64
         );
     }
 }
@@ -347,6 +360,7 @@ impl Load {
                 .build()
                 .unwrap();
             rt.block_on(async move {
+                let cpu = process_cpu();
                 let started = Instant::now();
                 let until = started + secs;
                 let clients: Vec<_> = (0..n)
@@ -360,6 +374,7 @@ impl Load {
                     out.latencies.extend(lat);
                 }
                 out.took = started.elapsed();
+                out.cpu = process_cpu() - cpu;
                 out.latencies.sort_unstable();
                 out.load = std::fs::read_to_string("/proc/loadavg")
                     .ok()
@@ -371,6 +386,24 @@ impl Load {
         .await
         .unwrap()
     }
+}
+
+/// CPU seconds this process has used (user + system).
+fn process_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which ends with `)`: utime is the
+    // 12th, stime the 13th (in clock ticks, 100 a second on Linux).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// One keep-alive connection walking the devices until `until`: its
@@ -423,7 +456,7 @@ async fn client(
         count += 1;
         match answer
             .filter(|(status, _)| *status == hyper::StatusCode::OK)
-            .and_then(|(_, body)| check(&body, count % 16 == 0))
+            .and_then(|(_, body)| check(&body, count.is_multiple_of(16)))
         {
             Some(next) => cursor = next,
             None => {

@@ -2,6 +2,15 @@
 //! stored only as its SHA-256: keys carry 256 random bits, so a fast hash
 //! resists guessing as well as a slow one, and lets a request's key be
 //! found by an indexed equality lookup.
+//!
+//! A checked key is trusted for [`GRANT_TTL`] without asking the database
+//! again, and its use is written at most once a minute: a read of the API
+//! costs no key query and no write.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde::Serialize;
@@ -16,6 +25,39 @@ pub const KEY_PREFIX: &str = "mdmh_";
 
 /// How many characters of a key lists show.
 const SHOWN: usize = KEY_PREFIX.len() + 6;
+
+/// How long a checked key's grant is used without asking the database
+/// again. Revocations through this process's store take effect at once;
+/// those made by another process (`mdmhub keys revoke` beside a running
+/// server, another replica) within this time.
+pub const GRANT_TTL: Duration = Duration::from_secs(2);
+
+/// How often this process writes a key's `last_used_at` (the database
+/// refuses more than once a minute as well, for other processes).
+const USE_WRITTEN_EVERY: Duration = Duration::from_secs(60);
+
+/// Cached entries beyond which expired ones are dropped.
+const CACHE_SWEEP: usize = 1024;
+
+/// Where a cached entry is valid: a pool (by identity) and a key's SHA-256.
+type Slot = (usize, [u8; 32]);
+
+/// A grant as last read from the database.
+struct Checked {
+    grant: Grant,
+    at: Instant,
+}
+
+/// Grants recently read, by pool and key hash (live keys only: an unknown
+/// or revoked key is asked about every time).
+static GRANTS: LazyLock<Mutex<HashMap<Slot, Checked>>> = LazyLock::new(Default::default);
+
+/// Bumped by every revocation in this process: a grant read before one
+/// is not cached after it.
+static REVOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// When this process last wrote each key's use, by pool and key id.
+static USES: LazyLock<Mutex<HashMap<(usize, String), Instant>>> = LazyLock::new(Default::default);
 
 /// A workspace: the boundary of accounts, their records and API keys.
 #[derive(Debug, Clone, Serialize)]
@@ -231,6 +273,9 @@ impl Store {
         .execute(self.pool())
         .await?
         .rows_affected();
+        // Every cached grant goes: which one was revoked is not known here.
+        REVOCATIONS.fetch_add(1, Ordering::SeqCst);
+        GRANTS.lock().expect("never poisoned").clear();
         if n == 0 {
             return Err(StoreError::NotFound(format!(
                 "no live key named `{name}` in workspace `{workspace}` (see `mdmhub keys list`)"
@@ -239,24 +284,78 @@ impl Store {
         Ok(())
     }
 
-    /// What the presented `key` grants, if it is a live key.
+    /// What the presented `key` grants, if it is a live key (from the
+    /// database at most [`GRANT_TTL`] ago).
     pub async fn authenticate(&self, key: &str) -> Result<Option<Grant>, StoreError> {
         if !key.starts_with(KEY_PREFIX) {
             return Ok(None);
         }
+        let digest: [u8; 32] = sha2::Sha256::digest(key.as_bytes()).into();
+        let slot = (self.identity(), digest);
+        if let Some(c) = GRANTS.lock().expect("never poisoned").get(&slot)
+            && c.at.elapsed() < GRANT_TTL
+        {
+            return Ok(Some(c.grant.clone()));
+        }
+        let revocations = REVOCATIONS.load(Ordering::SeqCst);
+        let at = Instant::now();
         let row = sqlx::query(
             "SELECT id, workspace_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
         )
-        .bind(hash(key))
+        .bind(hex::encode(digest))
         .fetch_optional(self.pool())
         .await?;
-        row.map(|r| {
-            Ok(Grant {
-                key_id: r.try_get("id")?,
-                workspace_id: r.try_get("workspace_id")?,
+        let grant = row
+            .map(|r| {
+                Ok::<_, StoreError>(Grant {
+                    key_id: r.try_get("id")?,
+                    workspace_id: r.try_get("workspace_id")?,
+                })
             })
-        })
-        .transpose()
+            .transpose()?;
+        let mut grants = GRANTS.lock().expect("never poisoned");
+        match &grant {
+            Some(g) if REVOCATIONS.load(Ordering::SeqCst) == revocations => {
+                if grants.len() >= CACHE_SWEEP {
+                    grants.retain(|_, c| c.at.elapsed() < GRANT_TTL);
+                }
+                grants.insert(
+                    slot,
+                    Checked {
+                        grant: g.clone(),
+                        at,
+                    },
+                );
+            }
+            _ => {
+                grants.remove(&slot);
+            }
+        }
+        Ok(grant)
+    }
+
+    /// Whether key `key_id`'s use is to be written now ([`Store::touch_key`]):
+    /// once a minute per key from this process.
+    pub fn key_use_due(&self, key_id: &str) -> bool {
+        let now = Instant::now();
+        let mut uses = USES.lock().expect("never poisoned");
+        let slot = (self.identity(), key_id.to_owned());
+        if uses
+            .get(&slot)
+            .is_some_and(|at| now.duration_since(*at) < USE_WRITTEN_EVERY)
+        {
+            return false;
+        }
+        if uses.len() >= CACHE_SWEEP {
+            uses.retain(|_, at| now.duration_since(*at) < USE_WRITTEN_EVERY);
+        }
+        uses.insert(slot, now);
+        true
+    }
+
+    /// This store's pool, as a number that differs between live pools.
+    fn identity(&self) -> usize {
+        Arc::as_ptr(&self.pool().connect_options()) as usize
     }
 
     /// Notes that key `key_id` was used; writes at most once a minute per
@@ -309,6 +408,13 @@ mod tests {
             Err(KeyError::Store(StoreError::Conflict(_)))
         ));
         assert!(store.authenticate("mdmh_nope").await.unwrap().is_none());
+        // Cached now; the use is written once a minute.
+        assert_eq!(
+            store.authenticate(&secret).await.unwrap().unwrap().key_id,
+            grant.key_id
+        );
+        assert!(store.key_use_due(&grant.key_id));
+        assert!(!store.key_use_due(&grant.key_id));
         store.touch_key(&grant.key_id).await.unwrap();
         store.revoke_key("acme", "ci").await.unwrap();
         assert!(store.authenticate(&secret).await.unwrap().is_none());
