@@ -27,6 +27,7 @@ use super::problem::{Common, Kind, Problem, Vendor};
 use crate::contract::{ActionInfo, ActionKind, ActionOutcome, ActionRequest, ConnectorError};
 use crate::runtime::CallError;
 use crate::store::accounts::AccountRow;
+use crate::webhooks::events::action_finished;
 use crate::store::audit::AuditEntry;
 use crate::store::{new_id, now};
 
@@ -321,7 +322,13 @@ async fn run(
     tracing::info!(audit = %entry.id, device = %entry.device_id, action = %entry.action, status, "device action");
     if let Err(e) = state
         .store()
-        .finish_audit(&entry.id, &status, command_id.as_deref(), error.as_deref())
+        .finish_audit(
+            &entry.id,
+            &status,
+            command_id.as_deref(),
+            error.as_deref(),
+            action_finished,
+        )
         .await
     {
         tracing::error!(audit = %entry.id, error = %e, "recording an action's outcome failed");

@@ -30,6 +30,7 @@ use super::problem::Problem;
         (name = "accounts", description = "MDM accounts and manual syncs"),
         (name = "actions", description = "Device actions, run live, and their audit log"),
         (name = "sync", description = "Sync runs"),
+        (name = "webhooks", description = "Signed event deliveries (Standard Webhooks)"),
         (name = "connectors", description = "Loaded connectors"),
         (name = "health", description = "Liveness, readiness, metrics and this document"),
     )

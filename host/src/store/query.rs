@@ -257,6 +257,19 @@ impl Store {
     }
 }
 
+/// The columns of a device as lists show it (without `remote_data`), with
+/// every column of its row, for [`device_json`].
+pub(crate) const DEVICE_SELECT: &str =
+    "r.*, a.name AS account_name, a.connector AS connector, d.record AS record";
+/// Where [`DEVICE_SELECT`] reads from.
+pub(crate) const DEVICE_FROM: &str = "devices r JOIN device_data d ON d.device_id = r.id \
+     JOIN accounts a ON a.id = r.account_id";
+
+/// A device row read with [`DEVICE_SELECT`] as lists show it.
+pub(crate) fn device_json(r: &AnyRow) -> Result<Json, StoreError> {
+    to_json(Listing::Devices, r, false)
+}
+
 /// A row as callers see it: the normalized record plus mdmhub's fields.
 fn to_json(listing: Listing, r: &AnyRow, remote_data: bool) -> Result<Json, StoreError> {
     let text: String = r.try_get("record")?;

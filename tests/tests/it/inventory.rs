@@ -646,7 +646,10 @@ async fn without_a_confirming_get_removal_takes_two_complete_passes() {
                     .remove_missing(Table::Organizations, &account.id, &r)
                     .await
                     .unwrap();
-                store.finish_run(&r, "succeeded", None).await.unwrap();
+                store
+                    .finish_run(&r, "succeeded", None, "default", |_| Vec::new())
+                    .await
+                    .unwrap();
                 removed
             }
         };
