@@ -50,6 +50,9 @@ CREATE INDEX webhook_deliveries_subscription ON webhook_deliveries (subscription
 -- What the last device event said about a device: changes are announced by
 -- comparing the device with it, so events survive a killed sync and a
 -- device changed twice in one run is announced once, in its final state.
+-- The device's `is_compliant` ('true', 'false' or NULL), copied out of its
+-- record like the other filter columns.
+ALTER TABLE devices ADD COLUMN is_compliant TEXT;
 ALTER TABLE devices ADD COLUMN announced_hash TEXT;
 ALTER TABLE devices ADD COLUMN announced_status TEXT;
 -- 'true', 'false' or 'unknown'; NULL before a device's first announcement.

@@ -54,6 +54,7 @@ impl Table {
                 "assigned_user_email",
                 "organization_remote_id",
                 "last_check_in_at",
+                "is_compliant",
             ],
             Table::Users => &["email", "name"],
             Table::Organizations => &["name"],

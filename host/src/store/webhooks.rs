@@ -114,6 +114,8 @@ pub struct Unannounced {
     pub announced_status: Option<String>,
     /// The compliance last announced (`true`, `false`, `unknown`).
     pub announced_compliance: Option<String>,
+    /// Its current compliance (`true`, `false`, or `None`: unknown).
+    pub is_compliant: Option<String>,
 }
 
 /// What an announcement marks on a device: the state its events describe.
@@ -328,6 +330,7 @@ impl Store {
                     announced_hash: r.try_get("announced_hash")?,
                     announced_status: r.try_get("announced_status")?,
                     announced_compliance: r.try_get("announced_compliance")?,
+                    is_compliant: r.try_get("is_compliant")?,
                 })
             })
             .collect()
@@ -370,10 +373,11 @@ impl Store {
     }
 
     /// Marks every device of the account announced as it is, without
-    /// events (nobody subscribed); compliance stays as last announced.
+    /// events (nobody subscribed).
     pub async fn announce_silently(&self, account_id: &str) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE devices SET announced_hash = content_hash, announced_status = status \
+            "UPDATE devices SET announced_hash = content_hash, announced_status = status, \
+             announced_compliance = COALESCE(is_compliant, 'unknown') \
              WHERE account_id = $1 AND (announced_hash IS NULL \
              OR announced_hash <> content_hash OR announced_status <> status)",
         )

@@ -7,7 +7,7 @@
 //! changed twice in one run is announced once, in its final state, and a
 //! sync killed before announcing is announced by the next one.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::store::audit::AuditEntry;
 use crate::store::runs::RunRow;
@@ -88,10 +88,10 @@ pub fn action_finished(e: &AuditEntry) -> Vec<NewEvent> {
 }
 
 /// A device's compliance as announced: `true`, `false` or `unknown`.
-fn compliance_of(device: &Map<String, Value>) -> &'static str {
-    match device.get("is_compliant") {
-        Some(Value::Bool(true)) => "true",
-        Some(Value::Bool(false)) => "false",
+fn compliance_of(column: Option<&str>) -> &'static str {
+    match column {
+        Some("true") => "true",
+        Some("false") => "false",
         _ => "unknown",
     }
 }
@@ -106,7 +106,7 @@ fn compliance_value(text: &str) -> Value {
 
 /// What to mark on a device and which events announce its change.
 pub fn device_change(u: &Unannounced) -> (Announced, Vec<NewEvent>) {
-    let compliance = compliance_of(&u.device);
+    let compliance = compliance_of(u.is_compliant.as_deref());
     let device = || json!({ "device": u.device });
     let active = u.status == "active";
     let mut events = Vec::new();
@@ -197,6 +197,7 @@ mod tests {
             announced_hash: announced.map(|a| a.0.into()),
             announced_status: announced.map(|a| a.1.into()),
             announced_compliance: compliance.map(str::to_owned),
+            is_compliant: is_compliant.as_bool().map(|b| b.to_string()),
         }
     }
 
