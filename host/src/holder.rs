@@ -58,4 +58,3 @@ pub fn is_dead(holder: &str) -> bool {
         Err(_) => false,
     }
 }
-

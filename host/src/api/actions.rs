@@ -27,9 +27,9 @@ use super::problem::{Common, Kind, Problem, Vendor};
 use crate::contract::{ActionInfo, ActionKind, ActionOutcome, ActionRequest, ConnectorError};
 use crate::runtime::CallError;
 use crate::store::accounts::AccountRow;
-use crate::webhooks::events::action_finished;
 use crate::store::audit::AuditEntry;
 use crate::store::{new_id, now};
+use crate::webhooks::events::action_finished;
 
 /// What replaces a secret parameter or a sensitive value in anything stored.
 pub const REDACTED: &str = "(redacted)";

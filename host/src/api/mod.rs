@@ -238,8 +238,12 @@ pub async fn serve(
     let state = AppState::new(syncer.clone(), shutdown.clone(), &options);
     let dispatcher = if options.deliver_webhooks {
         let accounts = &syncer.accounts;
-        let d = Dispatcher::new(accounts.store.clone(), accounts.key.clone(), options.webhooks)
-            .map_err(std::io::Error::other)?;
+        let d = Dispatcher::new(
+            accounts.store.clone(),
+            accounts.key.clone(),
+            options.webhooks,
+        )
+        .map_err(std::io::Error::other)?;
         Some(tokio::spawn(d.run(shutdown.clone())))
     } else {
         None
@@ -286,7 +290,9 @@ pub async fn serve(
     if let Some(mut dispatcher) = dispatcher
         && timeout_at(deadline, &mut dispatcher).await.is_err()
     {
-        tracing::warn!("webhook deliveries still in flight at the shutdown deadline; they are retried after restart");
+        tracing::warn!(
+            "webhook deliveries still in flight at the shutdown deadline; they are retried after restart"
+        );
         dispatcher.abort();
     }
     tracing::info!("stopped");

@@ -149,7 +149,9 @@ fn event_types(given: Option<Vec<String>>) -> Result<Vec<String>, Problem> {
         return Ok(EVENT_TYPES.iter().map(|s| s.to_string()).collect());
     };
     if given.is_empty() {
-        return Err(invalid("`events` is empty; leave it out to receive every event"));
+        return Err(invalid(
+            "`events` is empty; leave it out to receive every event",
+        ));
     }
     let mut out: Vec<String> = Vec::new();
     for t in given {
@@ -239,7 +241,11 @@ async fn create_webhook(
         .map_err(|e| Problem::internal(&e))?;
     let mut shown = Webhook::from(row);
     shown.secret = Some(secret.expose().to_owned());
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(shown)))
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(shown),
+    ))
 }
 
 /// Read one webhook subscription.

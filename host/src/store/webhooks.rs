@@ -252,12 +252,13 @@ impl Store {
         .bind(workspace)
         .execute(&mut *tx)
         .await?;
-        let gone = sqlx::query("DELETE FROM webhook_subscriptions WHERE id = $1 AND workspace_id = $2")
-            .bind(id)
-            .bind(workspace)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let gone =
+            sqlx::query("DELETE FROM webhook_subscriptions WHERE id = $1 AND workspace_id = $2")
+                .bind(id)
+                .bind(workspace)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         tx.commit().await?;
         Ok(gone > 0)
     }

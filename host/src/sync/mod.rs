@@ -15,13 +15,11 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::account::AccountSession;
-use crate::holder;
-use crate::webhooks;
-use crate::webhooks::events::run_finished;
 use crate::accounts::{AccountError, Accounts};
 use crate::contract::{
     ConnectorError, Entity, ListOptions, Page, ResourceKind, ResourceScope, ServerErrorInfo,
 };
+use crate::holder;
 use crate::pager::{Pager, WalkError, retry_rate_limited};
 use crate::runtime::{CallError, Connector};
 use crate::store::accounts::AccountRow;
@@ -31,6 +29,8 @@ use crate::store::records::{
 };
 use crate::store::runs::{Lease, RunCounts, RunRef, RunRow};
 use crate::store::{Store, StoreError, now, stamp};
+use crate::webhooks;
+use crate::webhooks::events::run_finished;
 use record::{Incoming, apps_hash, content_hash, merge, parse_object, projections, summary_hash};
 
 /// Tunables of a sync.
@@ -305,7 +305,13 @@ impl Syncer {
             }
             Err(e) => {
                 store
-                    .finish_run(&run_ref, "failed", Some(&e.to_string()), workspace, run_finished)
+                    .finish_run(
+                        &run_ref,
+                        "failed",
+                        Some(&e.to_string()),
+                        workspace,
+                        run_finished,
+                    )
                     .await?;
                 // Retry a failed scheduled run sooner than a full interval.
                 let retry = stamp(time::OffsetDateTime::now_utc() + time::Duration::minutes(15));

@@ -210,7 +210,11 @@ impl Dispatcher {
         for holder in self.store.delivery_holders().await? {
             if crate::holder::is_dead(&holder) {
                 let n = self.store.release_deliveries(&holder).await?;
-                tracing::info!(holder, released = n, "took over webhook deliveries of a dead process");
+                tracing::info!(
+                    holder,
+                    released = n,
+                    "took over webhook deliveries of a dead process"
+                );
             }
         }
         let before = stamp(time::OffsetDateTime::now_utc() - self.options.retention);
@@ -257,7 +261,11 @@ impl Dispatcher {
             retry_at: retry.as_deref(),
             give_up,
         };
-        if !self.store.record_attempt(&d, &self.holder, &attempt).await? {
+        if !self
+            .store
+            .record_attempt(&d, &self.holder, &attempt)
+            .await?
+        {
             tracing::warn!(event = %d.event_id, "a webhook delivery's claim passed to another dispatcher");
         }
         Ok(())
@@ -293,7 +301,10 @@ impl Dispatcher {
             .client
             .post(url)
             .header(CONTENT_TYPE, "application/json")
-            .header(USER_AGENT, concat!("mdmhub-webhooks/", env!("CARGO_PKG_VERSION")))
+            .header(
+                USER_AGENT,
+                concat!("mdmhub-webhooks/", env!("CARGO_PKG_VERSION")),
+            )
             .body(d.body.clone());
         for (name, value) in headers {
             request = request.header(name, value);
@@ -348,14 +359,25 @@ mod tests {
     #[test]
     fn receiver_urls_are_checked() {
         assert!(check_url("https://hooks.example.com/in?t=1", false).is_ok());
-        assert!(matches!(check_url("http://hooks.example.com", false), Err(UrlError::Scheme)));
+        assert!(matches!(
+            check_url("http://hooks.example.com", false),
+            Err(UrlError::Scheme)
+        ));
         assert!(matches!(check_url("ftp://x", true), Err(UrlError::Scheme)));
         assert!(matches!(
             check_url("https://u:p@hooks.example.com", false),
             Err(UrlError::Credentials)
         ));
-        for private in ["https://127.0.0.1:9/x", "https://10.1.2.3", "https://[::1]/", "https://localhost/"] {
-            assert!(matches!(check_url(private, false), Err(UrlError::Private(_))), "{private}");
+        for private in [
+            "https://127.0.0.1:9/x",
+            "https://10.1.2.3",
+            "https://[::1]/",
+            "https://localhost/",
+        ] {
+            assert!(
+                matches!(check_url(private, false), Err(UrlError::Private(_))),
+                "{private}"
+            );
         }
         assert!(check_url("http://127.0.0.1:9/x", true).is_ok());
         assert!(check_url("not a url", true).is_err());

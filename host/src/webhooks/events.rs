@@ -210,13 +210,26 @@ mod tests {
         let created = unannounced("active", None, None, json!(true));
         assert_eq!(types(&created), [DEVICE_CREATED]);
         let (marks, _) = device_change(&created);
-        assert_eq!((marks.id.as_str(), marks.compliance.as_str()), ("dev_1", "true"));
+        assert_eq!(
+            (marks.id.as_str(), marks.compliance.as_str()),
+            ("dev_1", "true")
+        );
         assert!(types(&unannounced("removed", None, None, json!(true))).is_empty());
-        let gone = unannounced("removed", Some(("old", "active")), Some("true"), json!(true));
+        let gone = unannounced(
+            "removed",
+            Some(("old", "active")),
+            Some("true"),
+            json!(true),
+        );
         assert_eq!(types(&gone), [DEVICE_REMOVED]);
         let same = unannounced("active", Some(("old", "active")), Some("true"), json!(true));
         assert_eq!(types(&same), [DEVICE_UPDATED]);
-        let flipped = unannounced("active", Some(("old", "active")), Some("true"), json!(false));
+        let flipped = unannounced(
+            "active",
+            Some(("old", "active")),
+            Some("true"),
+            json!(false),
+        );
         assert_eq!(types(&flipped), [DEVICE_UPDATED, DEVICE_COMPLIANCE_CHANGED]);
         let body: Value = serde_json::from_str(&device_change(&flipped).1[1].body).unwrap();
         assert_eq!(body["type"], DEVICE_COMPLIANCE_CHANGED);
@@ -226,7 +239,12 @@ mod tests {
         // claim about what it was.
         let legacy = unannounced("active", Some(("old", "active")), None, json!(false));
         assert_eq!(types(&legacy), [DEVICE_UPDATED]);
-        let back = unannounced("active", Some(("old", "removed")), Some("true"), json!(true));
+        let back = unannounced(
+            "active",
+            Some(("old", "removed")),
+            Some("true"),
+            json!(true),
+        );
         assert_eq!(types(&back), [DEVICE_UPDATED]);
     }
 

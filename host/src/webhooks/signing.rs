@@ -25,7 +25,10 @@ pub fn new_secret() -> Secret {
 /// Seals `secret` for the subscription `id` (its id is the associated data,
 /// so a sealed secret cannot be moved to another subscription).
 pub fn seal(key: &MasterKey, id: &str, secret: &Secret) -> String {
-    key.seal(id, &BTreeMap::from([(SECRET_NAME.to_owned(), secret.clone())]))
+    key.seal(
+        id,
+        &BTreeMap::from([(SECRET_NAME.to_owned(), secret.clone())]),
+    )
 }
 
 /// Opens what [`seal`] made.
@@ -75,7 +78,13 @@ mod tests {
         assert!(new_secret().expose().starts_with("whsec_"));
         let key = MasterKey::parse("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
         let sealed = seal(&key, "whk_1", &secret);
-        assert_eq!(open(&key, "whk_1", &sealed).unwrap().expose(), secret.expose());
-        assert!(open(&key, "whk_2", &sealed).is_err(), "bound to its subscription");
+        assert_eq!(
+            open(&key, "whk_1", &sealed).unwrap().expose(),
+            secret.expose()
+        );
+        assert!(
+            open(&key, "whk_2", &sealed).is_err(),
+            "bound to its subscription"
+        );
     }
 }

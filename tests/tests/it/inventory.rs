@@ -729,7 +729,10 @@ async fn device_events_follow_the_inventory() {
             .unwrap();
         let store = &inv.accounts.store;
         inv.syncer().sync(&b, "manual", None).await.unwrap();
-        assert!(stored_events(store).await.is_empty(), "no subscriber, no event");
+        assert!(
+            stored_events(store).await.is_empty(),
+            "no subscriber, no event"
+        );
 
         let at = mdmhub::store::now();
         store
@@ -788,10 +791,18 @@ async fn device_events_follow_the_inventory() {
         assert_eq!(changed["data"]["device"]["id"], flip["id"]);
         assert_eq!(changed["data"]["device"]["is_compliant"], false);
         assert_eq!(changed["data"]["previous"]["is_compliant"], true);
-        let removed = &events.iter().find(|(t, _)| t == "device.removed").unwrap().1;
+        let removed = &events
+            .iter()
+            .find(|(t, _)| t == "device.removed")
+            .unwrap()
+            .1;
         assert_eq!(removed["data"]["device"]["id"], gone["id"]);
         assert_eq!(removed["data"]["device"]["status"], "removed");
-        let completed = &events.iter().find(|(t, _)| t == "sync.completed").unwrap().1;
+        let completed = &events
+            .iter()
+            .find(|(t, _)| t == "sync.completed")
+            .unwrap()
+            .1;
         assert_eq!(completed["data"]["run"]["id"], run.id.as_str());
         assert_eq!(completed["data"]["run"]["counts"]["removed"], 1);
 

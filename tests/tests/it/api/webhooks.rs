@@ -128,7 +128,9 @@ fn verified(got: &[Received], secret: &str) -> BTreeMap<String, BTreeSet<String>
         assert_eq!(r.headers["content-type"], "application/json");
         let body = r.json();
         assert!(body["timestamp"].is_string() && body["data"].is_object());
-        out.entry(r.event_type()).or_default().insert(r.id().to_owned());
+        out.entry(r.event_type())
+            .or_default()
+            .insert(r.id().to_owned());
     }
     out
 }
@@ -206,7 +208,11 @@ pub(super) async fn touch_every_route(w: &World) {
     let list = w.get_a("/v1/webhooks").await;
     let mine = &list["result"][0];
     assert_eq!(mine["id"], id.as_str());
-    assert_eq!(mine["events"].as_array().unwrap().len(), 7, "every type by default");
+    assert_eq!(
+        mine["events"].as_array().unwrap().len(),
+        7,
+        "every type by default"
+    );
     assert!(mine.get("secret").is_none(), "the secret is shown once");
     let one = w.get_a(&format!("/v1/webhooks/{id}")).await;
     assert_eq!(one["enabled"], true);
@@ -221,22 +227,49 @@ pub(super) async fn touch_every_route(w: &World) {
     let deliveries = w.get_a(&format!("{path}/deliveries")).await;
     assert_eq!(deliveries["result_count"], 0);
     // Another workspace sees nothing of it.
-    assert_problem(&w.call("GET", &path, Some(&w.key_b)).await, 404, "not-found");
-    assert_problem(&w.call("DELETE", &path, Some(&w.key_b)).await, 404, "not-found");
+    assert_problem(
+        &w.call("GET", &path, Some(&w.key_b)).await,
+        404,
+        "not-found",
+    );
+    assert_problem(
+        &w.call("DELETE", &path, Some(&w.key_b)).await,
+        404,
+        "not-found",
+    );
     // Bad subscriptions are refused with the reason.
     for (body, words) in [
         (json!({"url": "http://hooks.example.com"}), "https"),
-        (json!({"url": "https://127.0.0.1/x"}), "--allow-private-webhooks"),
-        (json!({"url": "https://hooks.example.com", "events": ["device.exploded"]}), "unknown event type"),
-        (json!({"url": "https://hooks.example.com", "events": []}), "empty"),
+        (
+            json!({"url": "https://127.0.0.1/x"}),
+            "--allow-private-webhooks",
+        ),
+        (
+            json!({"url": "https://hooks.example.com", "events": ["device.exploded"]}),
+            "unknown event type",
+        ),
+        (
+            json!({"url": "https://hooks.example.com", "events": []}),
+            "empty",
+        ),
     ] {
-        let a = w.send("POST", "/v1/webhooks", Some(&w.key_a), Some(&body), &[]).await;
+        let a = w
+            .send("POST", "/v1/webhooks", Some(&w.key_a), Some(&body), &[])
+            .await;
         assert_problem(&a, 422, "invalid-webhook");
-        assert!(a.body["detail"].as_str().unwrap().contains(words), "{}", a.text);
+        assert!(
+            a.body["detail"].as_str().unwrap().contains(words),
+            "{}",
+            a.text
+        );
     }
     let gone = w.call("DELETE", &path, Some(&w.key_a)).await;
     assert_eq!(gone.status, StatusCode::NO_CONTENT, "{}", gone.text);
-    assert_problem(&w.call("GET", &path, Some(&w.key_a)).await, 404, "not-found");
+    assert_problem(
+        &w.call("GET", &path, Some(&w.key_a)).await,
+        404,
+        "not-found",
+    );
 }
 
 #[tokio::test]
@@ -249,7 +282,10 @@ async fn webhooks_are_signed_retried_and_survive_a_restart() {
         // Changes at the vendor, and a receiver that fails twice first.
         let ids = w.sim_a.device_ids();
         assert!(w.sim_a.delete_device(&ids[0]) && w.sim_a.delete_device(&ids[1]));
-        assert!(w.sim_a.update_device(&ids[2], |m| m.name = "Renamed Mac".into()));
+        assert!(
+            w.sim_a
+                .update_device(&ids[2], |m| m.name = "Renamed Mac".into())
+        );
         rx.fail.store(2, Ordering::SeqCst);
         let run = w.sync_acme().await;
         assert_eq!(run["status"], "succeeded", "{run}");
@@ -271,11 +307,20 @@ async fn webhooks_are_signed_retried_and_survive_a_restart() {
             .map(Received::json)
             .collect();
         assert!(
-            updated.iter().any(|u| u["data"]["device"]["name"] == "Renamed Mac"),
+            updated
+                .iter()
+                .any(|u| u["data"]["device"]["name"] == "Renamed Mac"),
             "{updated:?}"
         );
-        assert!(updated.iter().all(|u| u["data"]["device"].get("remote_data").is_none()));
-        let completed = got.iter().find(|r| r.event_type() == "sync.completed").unwrap();
+        assert!(
+            updated
+                .iter()
+                .all(|u| u["data"]["device"].get("remote_data").is_none())
+        );
+        let completed = got
+            .iter()
+            .find(|r| r.event_type() == "sync.completed")
+            .unwrap();
         let completed = completed.json();
         assert_eq!(completed["data"]["run"]["id"], run["id"]);
         assert_eq!(completed["data"]["run"]["counts"]["removed"], 2);
@@ -291,10 +336,16 @@ async fn webhooks_are_signed_retried_and_survive_a_restart() {
         let before = rx.got("/a").len();
         w.sync_acme().await;
         rx.until("/a", "the second run", |got| {
-            got.iter().filter(|r| r.event_type() == "sync.completed").count() == 2
+            got.iter()
+                .filter(|r| r.event_type() == "sync.completed")
+                .count()
+                == 2
         })
         .await;
-        let since: Vec<_> = rx.got("/a")[before..].iter().map(Received::event_type).collect();
+        let since: Vec<_> = rx.got("/a")[before..]
+            .iter()
+            .map(Received::event_type)
+            .collect();
         assert_eq!(since, ["sync.completed"]);
 
         // An action is announced when it ends.
@@ -304,26 +355,43 @@ async fn webhooks_are_signed_retried_and_survive_a_restart() {
             .to_owned();
         let lock = json!({"action": "lock", "params": {"message": "hi"}});
         let acted = w
-            .send("POST", &format!("/v1/devices/{device}/actions"), Some(&w.key_a), Some(&lock), &[])
+            .send(
+                "POST",
+                &format!("/v1/devices/{device}/actions"),
+                Some(&w.key_a),
+                Some(&lock),
+                &[],
+            )
             .await;
         assert!(acted.status.is_success(), "{}", acted.text);
         rx.until("/a", "the action", |got| {
             got.iter().any(|r| r.event_type() == "action.completed")
         })
         .await;
-        let action = rx.got("/a").into_iter().find(|r| r.event_type() == "action.completed").unwrap();
+        let action = rx
+            .got("/a")
+            .into_iter()
+            .find(|r| r.event_type() == "action.completed")
+            .unwrap();
         let action = action.json();
         assert_eq!(action["data"]["action"]["device_id"], device.as_str());
         assert_eq!(action["data"]["action"]["action"], "lock");
-        assert!(!action.to_string().contains(TOKEN_PIN_MARK), "no PIN in events");
+        assert!(
+            !action.to_string().contains(TOKEN_PIN_MARK),
+            "no PIN in events"
+        );
 
         // A restart while the receiver holds a delivery: the event comes
         // again, with its id, from the next process.
         rx.hang.store(true, Ordering::SeqCst);
-        assert!(w.sim_a.update_device(&ids[3], |m| m.name = "Held Mac".into()));
+        assert!(
+            w.sim_a
+                .update_device(&ids[3], |m| m.name = "Held Mac".into())
+        );
         let count = rx.got("/a").len();
         w.sync_acme().await;
-        rx.until("/a", "a held delivery", |got| got.len() > count).await;
+        rx.until("/a", "a held delivery", |got| got.len() > count)
+            .await;
         let held = rx.got("/a")[count].id().to_owned();
         w.stop_server().await;
         // As if a process had claimed them and been killed: a holder on
@@ -334,8 +402,16 @@ async fn webhooks_are_signed_retried_and_survive_a_restart() {
         let parts: Vec<&str> = live.split(':').collect();
         let dead = format!("{}:{}:{}:dead", parts[0], exited.id(), parts[2]);
         let far = mdmhub::store::stamp(time::OffsetDateTime::now_utc() + time::Duration::hours(1));
-        let claimed = w.accounts.store.claim_deliveries(&dead, &far, 1000).await.unwrap();
-        assert!(claimed.iter().any(|d| d.event_id == held), "the held event is pending again");
+        let claimed = w
+            .accounts
+            .store
+            .claim_deliveries(&dead, &far, 1000)
+            .await
+            .unwrap();
+        assert!(
+            claimed.iter().any(|d| d.event_id == held),
+            "the held event is pending again"
+        );
         rx.hang.store(false, Ordering::SeqCst);
         w.start_again(options()).await;
         rx.until("/a", "the held event again", |got| {
@@ -356,7 +432,9 @@ async fn webhooks_are_signed_retried_and_survive_a_restart() {
         assert_eq!(w.delivery(&sub, &held).await["status"], "delivered");
 
         // A receiver answering 410 Gone disables its subscription.
-        let (gone, _) = w.subscribe(&format!("{rx_base}/gone"), Some(&["sync.completed"])).await;
+        let (gone, _) = w
+            .subscribe(&format!("{rx_base}/gone"), Some(&["sync.completed"]))
+            .await;
         w.sync_acme().await;
         rx.until("/gone", "the 410", |got| !got.is_empty()).await;
         let mut shown = Value::Null;
