@@ -31,7 +31,7 @@ pub struct AuditEntry {
     pub action: String,
     /// Parameters as JSON, secrets redacted.
     pub params: String,
-    /// `running`, then `accepted`, `completed` or `failed`.
+    /// `running`, then `accepted`, `completed` or `failed`; or `refused`.
     pub status: String,
     /// The vendor's command id.
     pub command_id: Option<String>,
