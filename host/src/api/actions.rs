@@ -344,7 +344,7 @@ async fn run(
         params: Value::Object(body.params.clone()).to_string(),
     };
     let (connector, session) = &target.live;
-    let result = connector.action(session, &target.remote_id, &request).await;
+    let result = live::within(connector.action(session, &target.remote_id, &request)).await;
     let (status, command_id, error) = match &result {
         Ok(o) => (
             crate::contract::enum_name(&o.status),
