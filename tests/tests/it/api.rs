@@ -668,6 +668,14 @@ fn matches(template: &str, path: &str) -> bool {
 fn the_openapi_document_is_3_1_and_describes_every_operation() {
     let doc: Value = serde_json::to_value(api::document()).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
+    // Outgoing webhooks are described too, each event with its body.
+    let hooks = doc["webhooks"].as_object().unwrap();
+    assert_eq!(hooks.len(), mdmhub::webhooks::EVENT_TYPES.len());
+    assert_eq!(
+        hooks["device.compliance_changed"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+            ["$ref"],
+        "#/components/schemas/WebhookEvent"
+    );
     assert!(doc["info"]["title"].is_string());
     assert_eq!(
         doc["components"]["securitySchemes"]["api_key"]["scheme"],
