@@ -65,6 +65,7 @@ struct Metrics {
     calls: Family<Call, Counter>,
     vendor_responses: Family<Status, Counter>,
     vendor_waits: Counter,
+    webhook_attempts: Family<Outcome, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -82,6 +83,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         calls: Family::default(),
         vendor_responses: Family::default(),
         vendor_waits: Counter::default(),
+        webhook_attempts: Family::default(),
         registry: Registry::default(),
     };
     registry.register(
@@ -119,8 +121,21 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Waits a vendor asked for (429/503 with Retry-After or backoff)",
         m.vendor_waits.clone(),
     );
+    registry.register(
+        "webhook_attempts",
+        "Webhook delivery attempts by outcome (delivered, retrying, failed, disabled)",
+        m.webhook_attempts.clone(),
+    );
     Metrics { registry, ..m }
 });
+
+/// Counts a webhook delivery attempt by its outcome.
+pub fn webhook_delivery(outcome: &'static str) {
+    METRICS
+        .webhook_attempts
+        .get_or_create(&Outcome { outcome })
+        .inc();
+}
 
 /// Counts an API request to `route` (its template) and its latency.
 pub fn api_request(method: &str, route: &str, status: u16, took: Duration) {

@@ -29,6 +29,7 @@ use crate::runtime::CallError;
 use crate::store::accounts::AccountRow;
 use crate::store::audit::AuditEntry;
 use crate::store::{new_id, now};
+use crate::webhooks::events::action_finished;
 
 /// What replaces a secret parameter or a sensitive value in anything stored.
 pub const REDACTED: &str = "(redacted)";
@@ -211,22 +212,12 @@ async fn run_action(
     headers: HeaderMap,
     Body(body): Body<ActionBody>,
 ) -> Result<Response, Problem> {
-    let kind: ActionKind = body
-        .action
-        .parse()
-        .map_err(|e: String| Problem::new(Kind::UnknownAction, e))?;
     let key = idempotency::key(&headers)?;
     let target = Target::find(&state, &caller, &device_id).await?;
-    let info = target.offered(&kind)?;
-    if info.destructive && !body.confirm {
-        return Err(Problem::new(
-            Kind::ConfirmationRequired,
-            format!(
-                "`{}` is destructive ({}); send \"confirm\": true to run it",
-                body.action, info.description
-            ),
-        ));
-    }
+    let kind = match checked(&target, &body) {
+        Ok(kind) => kind,
+        Err(problem) => return Err(refused(&state, &caller, &target, &body, problem).await),
+    };
     let Some(key) = key else {
         return run(&state, &caller, &target, kind, &body)
             .await
@@ -259,6 +250,63 @@ async fn run_action(
     }
 }
 
+/// The action asked for, if the device's connector offers it and a
+/// destructive one is confirmed.
+fn checked(target: &Target, body: &ActionBody) -> Result<ActionKind, Problem> {
+    let kind: ActionKind = body
+        .action
+        .parse()
+        .map_err(|e: String| Problem::new(Kind::UnknownAction, e))?;
+    let info = target.offered(&kind)?;
+    if info.destructive && !body.confirm {
+        return Err(Problem::new(
+            Kind::ConfirmationRequired,
+            format!(
+                "`{}` is destructive ({}); send \"confirm\": true to run it",
+                body.action, info.description
+            ),
+        ));
+    }
+    Ok(kind)
+}
+
+/// Audits a request refused before anything reached the vendor (who tried
+/// to erase a device without confirming is worth knowing) and returns its
+/// problem.
+async fn refused(
+    state: &AppState,
+    caller: &Caller,
+    target: &Target,
+    body: &ActionBody,
+    problem: Problem,
+) -> Problem {
+    let mut entry = audit_entry(caller, target, body);
+    entry.status = "refused".into();
+    entry.error = Some(problem.detail.clone());
+    if let Err(e) = state.store().insert_audit(&entry).await {
+        tracing::error!(error = %e, "auditing a refused action failed");
+    }
+    problem
+}
+
+/// A new audit entry for `body` on `target`, `running`.
+fn audit_entry(caller: &Caller, target: &Target, body: &ActionBody) -> AuditEntry {
+    AuditEntry {
+        id: new_id("act"),
+        workspace_id: caller.workspace_id.clone(),
+        key_id: caller.key_id.clone(),
+        key_name: String::new(),
+        at: now(),
+        device_id: target.device_id.clone(),
+        account_id: target.account.id.clone(),
+        action: body.action.clone(),
+        params: Value::Object(redact_params(&body.params)).to_string(),
+        status: "running".into(),
+        command_id: None,
+        error: None,
+    }
+}
+
 fn answer(result: &ActionResult) -> Response {
     (result.http_status(), Json(result)).into_response()
 }
@@ -284,20 +332,7 @@ async fn run(
     kind: ActionKind,
     body: &ActionBody,
 ) -> Result<ActionResult, (Problem, bool)> {
-    let entry = AuditEntry {
-        id: new_id("act"),
-        workspace_id: caller.workspace_id.clone(),
-        key_id: caller.key_id.clone(),
-        key_name: String::new(),
-        at: now(),
-        device_id: target.device_id.clone(),
-        account_id: target.account.id.clone(),
-        action: body.action.clone(),
-        params: Value::Object(redact_params(&body.params)).to_string(),
-        status: "running".into(),
-        command_id: None,
-        error: None,
-    };
+    let entry = audit_entry(caller, target, body);
     // Written before the vendor is called: no action goes unaudited.
     state
         .store()
@@ -309,7 +344,7 @@ async fn run(
         params: Value::Object(body.params.clone()).to_string(),
     };
     let (connector, session) = &target.live;
-    let result = connector.action(session, &target.remote_id, &request).await;
+    let result = live::within(connector.action(session, &target.remote_id, &request)).await;
     let (status, command_id, error) = match &result {
         Ok(o) => (
             crate::contract::enum_name(&o.status),
@@ -321,7 +356,13 @@ async fn run(
     tracing::info!(audit = %entry.id, device = %entry.device_id, action = %entry.action, status, "device action");
     if let Err(e) = state
         .store()
-        .finish_audit(&entry.id, &status, command_id.as_deref(), error.as_deref())
+        .finish_audit(
+            &entry.id,
+            &status,
+            command_id.as_deref(),
+            error.as_deref(),
+            action_finished,
+        )
         .await
     {
         tracing::error!(audit = %entry.id, error = %e, "recording an action's outcome failed");

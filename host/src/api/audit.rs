@@ -35,7 +35,8 @@ pub struct AuditRecord {
     /// Its parameters, secrets redacted.
     #[schema(value_type = Object)]
     pub params: Value,
-    /// `running`, `accepted`, `completed` or `failed`.
+    /// `running`, `accepted`, `completed`, `failed`, or `refused` (before
+    /// reaching the vendor: unknown, or destructive and not confirmed).
     pub status: String,
     /// The vendor's command id.
     pub command_id: Option<String>,

@@ -21,6 +21,20 @@ use crate::http::ratelimit::RateOverride;
 use crate::runtime::{CallError, Connector};
 use crate::store::accounts::AccountRow;
 
+/// How long a caller waits for a live call. The runtime's own deadline
+/// (minutes) suits syncs; a caller behind a proxy gives up within about a
+/// minute, so it is told of a timeout before that.
+pub const LIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `call` within [`LIVE_TIMEOUT`].
+pub async fn within<T>(
+    call: impl std::future::Future<Output = Result<T, CallError>>,
+) -> Result<T, CallError> {
+    tokio::time::timeout(LIVE_TIMEOUT, call)
+        .await
+        .unwrap_or(Err(CallError::Timeout(LIVE_TIMEOUT)))
+}
+
 /// A live account: its connector and session.
 pub type Live = (Arc<Connector>, Arc<AccountSession>);
 
@@ -72,8 +86,7 @@ pub async fn read_device(
         .ok_or_else(|| Problem::not_found("device", &id))?;
     let (connector, session) = state.sessions().get(state.accounts(), &account)?;
     let limit = request_limit(&connector.info.rate_policy, &account);
-    let entity = connector
-        .get(&session, ResourceKind::Devices, &remote_id)
+    let entity = within(connector.get(&session, ResourceKind::Devices, &remote_id))
         .await
         .map_err(|e| problem(e, &account.name, &format!("device {id}"), limit))?;
     let Value::Object(fresh) = crate::model::entity_json(&entity) else {

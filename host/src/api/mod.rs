@@ -1,12 +1,12 @@
 //! The HTTP API (`mdmhub serve`): read endpoints over the synced inventory
 //! under `/v1`, scoped to the workspace of the caller's bearer key, manual
-//! syncs, device actions, adding accounts, health checks, metrics and the
-//! OpenAPI document. One module per concern: `auth` (keys), `problem` (RFC
+//! syncs, device actions, adding accounts, webhook subscriptions, health
+//! checks, metrics and the OpenAPI document. One module per concern: `auth` (keys), `problem` (RFC
 //! 9457 errors), `params` (query, path and body extractors), `inventory`,
 //! `accounts`, `runs`, `connectors`, `actions` (device actions),
 //! `idempotency` (`Idempotency-Key`), `audit` (the action log), `live`
 //! (sessions and vendor errors of calls made while the caller waits),
-//! `health`, `metrics`, `openapi`, `schema` (answer shapes for the
+//! `webhooks` (subscriptions and their deliveries), `health`, `metrics`, `openapi`, `schema` (answer shapes for the
 //! document), `trace` (request logs). Handlers call a connector only in
 //! `live` reads, actions and account checks; syncs go through `sync`.
 
@@ -26,6 +26,7 @@ pub mod problem;
 mod runs;
 mod schema;
 mod trace;
+mod webhooks;
 
 use std::future::{Future, IntoFuture};
 use std::sync::{Arc, Mutex};
@@ -46,6 +47,7 @@ use crate::store::Store;
 use crate::store::accounts::AccountRow;
 use crate::store::runs::RunRow;
 use crate::sync::{SyncError, Syncer, schedule};
+use crate::webhooks::deliver::{DeliveryOptions, Dispatcher};
 use problem::{Kind, Problem};
 
 /// What handlers share: the syncer (with the store and connectors), the
@@ -58,6 +60,8 @@ struct Shared {
     /// Whether API callers may set an account's endpoints (see
     /// [`ServeOptions::api_endpoints`]).
     api_endpoints: bool,
+    /// Whether webhook URLs may be `http://` or private addresses.
+    webhooks_private: bool,
     shutdown: CancellationToken,
     syncs: Mutex<JoinSet<()>>,
     sessions: live::Sessions,
@@ -67,12 +71,13 @@ struct Shared {
 type SyncDone = oneshot::Receiver<Result<RunRow, SyncError>>;
 
 impl AppState {
-    /// State over `syncer`, stopped by `shutdown`; `api_endpoints` lets
-    /// callers set account endpoints.
-    pub fn new(syncer: Syncer, shutdown: CancellationToken, api_endpoints: bool) -> Self {
+    /// State over `syncer`, stopped by `shutdown`, with `options`' rules
+    /// for account endpoints and webhook URLs.
+    pub fn new(syncer: Syncer, shutdown: CancellationToken, options: &ServeOptions) -> Self {
         Self(Arc::new(Shared {
             syncer,
-            api_endpoints,
+            api_endpoints: options.api_endpoints,
+            webhooks_private: options.webhooks.allow_private,
             shutdown,
             syncs: Mutex::new(JoinSet::new()),
             sessions: live::Sessions::default(),
@@ -81,6 +86,10 @@ impl AppState {
 
     fn api_endpoints(&self) -> bool {
         self.0.api_endpoints
+    }
+
+    fn webhooks_private(&self) -> bool {
+        self.0.webhooks_private
     }
 
     fn store(&self) -> &Store {
@@ -155,6 +164,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(actions::routes())
         .merge(audit::routes())
         .merge(metrics::routes())
+        .merge(webhooks::routes())
 }
 
 /// The OpenAPI document of every route this server serves.
@@ -195,6 +205,10 @@ pub struct ServeOptions {
     /// operator's CLI sets them: an API key must not aim the host at
     /// internal services.
     pub api_endpoints: bool,
+    /// Deliver webhooks from the outbox in this process.
+    pub deliver_webhooks: bool,
+    /// How webhooks are delivered (and which URLs subscriptions may use).
+    pub webhooks: DeliveryOptions,
 }
 
 impl Default for ServeOptions {
@@ -205,6 +219,8 @@ impl Default for ServeOptions {
             tick: Duration::from_secs(30),
             grace: Duration::from_secs(60),
             api_endpoints: false,
+            deliver_webhooks: true,
+            webhooks: DeliveryOptions::default(),
         }
     }
 }
@@ -219,7 +235,19 @@ pub async fn serve(
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let shutdown = CancellationToken::new();
-    let state = AppState::new(syncer.clone(), shutdown.clone(), options.api_endpoints);
+    let state = AppState::new(syncer.clone(), shutdown.clone(), &options);
+    let dispatcher = if options.deliver_webhooks {
+        let accounts = &syncer.accounts;
+        let d = Dispatcher::new(
+            accounts.store.clone(),
+            accounts.key.clone(),
+            options.webhooks,
+        )
+        .map_err(std::io::Error::other)?;
+        Some(tokio::spawn(d.run(shutdown.clone())))
+    } else {
+        None
+    };
     let scheduler = options.schedule.then(|| {
         tokio::spawn(schedule::run_forever(
             syncer,
@@ -259,6 +287,14 @@ pub async fn serve(
         scheduler.abort();
     }
     state.finish_syncs(deadline).await;
+    if let Some(mut dispatcher) = dispatcher
+        && timeout_at(deadline, &mut dispatcher).await.is_err()
+    {
+        tracing::warn!(
+            "webhook deliveries still in flight at the shutdown deadline; they are retried after restart"
+        );
+        dispatcher.abort();
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -13,6 +13,8 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::problem::Problem;
+use super::schema::WebhookEvent;
+use crate::webhooks::EVENT_TYPES;
 
 /// The document's fixed parts; the paths come from the routers.
 #[derive(OpenApi)]
@@ -22,14 +24,15 @@ use super::problem::Problem;
         description = "One normalized view of the devices in your MDMs. Authenticate with \
             `Authorization: Bearer KEY` (`mdmhub keys create`); errors are RFC 9457 problems."
     ),
-    modifiers(&BearerKeys),
+    modifiers(&BearerKeys, &OutgoingWebhooks),
     security(("api_key" = [])),
-    components(schemas(Problem)),
+    components(schemas(Problem, WebhookEvent)),
     tags(
         (name = "inventory", description = "Synced devices, users, apps and organizations"),
         (name = "accounts", description = "MDM accounts and manual syncs"),
         (name = "actions", description = "Device actions, run live, and their audit log"),
         (name = "sync", description = "Sync runs"),
+        (name = "webhooks", description = "Signed event deliveries (Standard Webhooks)"),
         (name = "connectors", description = "Loaded connectors"),
         (name = "health", description = "Liveness, readiness, metrics and this document"),
     )
@@ -46,6 +49,51 @@ impl Modify for BearerKeys {
             "api_key",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+    }
+}
+
+/// Describes the events POSTed to subscribers (OpenAPI 3.1 `webhooks`).
+struct OutgoingWebhooks;
+
+impl Modify for OutgoingWebhooks {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn};
+        use utoipa::openapi::request_body::RequestBodyBuilder;
+        use utoipa::openapi::{
+            ContentBuilder, HttpMethod, PathItem, PathsBuilder, Ref, Required, Response,
+        };
+        let header = |name: &str, what: &str| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::True)
+                .description(Some(what))
+                .build()
+        };
+        let mut paths = PathsBuilder::new();
+        for event in EVENT_TYPES {
+            let op = OperationBuilder::new()
+                .summary(Some(format!("`{event}`, signed per Standard Webhooks")))
+                .parameter(header("webhook-id", "The event id; the same on every retry"))
+                .parameter(header("webhook-timestamp", "Unix seconds of this attempt"))
+                .parameter(header(
+                    "webhook-signature",
+                    "`v1,` + base64 HMAC-SHA256 of `id.timestamp.body` under the subscription's secret",
+                ))
+                .request_body(Some(
+                    RequestBodyBuilder::new()
+                        .content(
+                            "application/json",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name("WebhookEvent")))
+                                .build(),
+                        )
+                        .build(),
+                ))
+                .response("2XX", Response::new("Received; anything else is retried, 410 unsubscribes"));
+            paths = paths.path(event, PathItem::new(HttpMethod::Post, op));
+        }
+        doc.webhooks = Some(paths.build());
     }
 }
 

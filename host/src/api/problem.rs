@@ -50,6 +50,8 @@ pub enum Kind {
     IdempotencyKeyInUse,
     /// The account's settings do not fit its connector.
     InvalidAccount,
+    /// A webhook subscription's URL or event types are not acceptable.
+    InvalidWebhook,
     /// The connector's `check()` failed with the given credentials.
     AccountCheckFailed,
     /// The vendor rate-limited the account; retry after `Retry-After`.
@@ -88,6 +90,7 @@ impl Kind {
             Kind::IdempotencyKeyReused => "idempotency-key-reused",
             Kind::IdempotencyKeyInUse => "idempotency-key-in-use",
             Kind::InvalidAccount => "invalid-account",
+            Kind::InvalidWebhook => "invalid-webhook",
             Kind::AccountCheckFailed => "account-check-failed",
             Kind::VendorRateLimited => "vendor-rate-limited",
             Kind::VendorError => "vendor-error",
@@ -117,6 +120,7 @@ impl Kind {
             Kind::IdempotencyKeyReused => "Idempotency key reused",
             Kind::IdempotencyKeyInUse => "Idempotency key in use",
             Kind::InvalidAccount => "Invalid account settings",
+            Kind::InvalidWebhook => "Invalid webhook",
             Kind::AccountCheckFailed => "Account check failed",
             Kind::VendorRateLimited => "Vendor rate limit",
             Kind::VendorError => "Vendor error",
@@ -140,6 +144,7 @@ impl Kind {
             | Kind::ActionRefused
             | Kind::IdempotencyKeyReused
             | Kind::InvalidAccount
+            | Kind::InvalidWebhook
             | Kind::AccountCheckFailed => StatusCode::UNPROCESSABLE_ENTITY,
             Kind::VendorRateLimited => StatusCode::TOO_MANY_REQUESTS,
             Kind::VendorError

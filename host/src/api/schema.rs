@@ -10,6 +10,23 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+/// An event POSTed to a webhook subscription.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookEvent {
+    /// `device.created`, `device.updated`, `device.removed`,
+    /// `device.compliance_changed`, `sync.completed`, `sync.failed` or
+    /// `action.completed`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// When it happened (RFC 3339 UTC).
+    pub timestamp: String,
+    /// `device` (device events; `compliance_changed` adds
+    /// `previous.is_compliant`), `run` (sync events) or `action`, each as
+    /// the API shows it.
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
+
 /// One page of a list.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ListPage<T> {

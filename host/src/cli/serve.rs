@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use super::Env;
 use crate::api::{self, ServeOptions};
 use crate::sync::{SyncOptions, Syncer};
+use crate::webhooks::deliver::DeliveryOptions;
 
 /// `mdmhub serve` options.
 #[derive(Debug, Args)]
@@ -33,6 +34,13 @@ pub struct ServeArgs {
     /// addresses); for simulators and on-prem vendors behind a trusted API.
     #[arg(long)]
     pub allow_api_endpoints: bool,
+    /// Let webhook subscriptions use plain `http://` URLs and loopback or
+    /// private addresses (receivers inside your network, tests, the demo).
+    #[arg(long)]
+    pub allow_private_webhooks: bool,
+    /// Do not deliver webhooks from this process (another replica does).
+    #[arg(long)]
+    pub no_webhooks: bool,
 }
 
 impl ServeArgs {
@@ -57,6 +65,11 @@ impl ServeArgs {
             concurrency: self.concurrency,
             grace: Duration::from_secs(self.shutdown_timeout),
             api_endpoints: self.allow_api_endpoints,
+            deliver_webhooks: !self.no_webhooks,
+            webhooks: DeliveryOptions {
+                allow_private: self.allow_private_webhooks,
+                ..DeliveryOptions::default()
+            },
             ..ServeOptions::default()
         };
         let syncer = Syncer::new(accounts, SyncOptions::default());

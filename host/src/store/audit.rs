@@ -7,6 +7,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::webhooks::{NewEvent, emit_in};
 use super::{Store, StoreError, now, stamp};
 
 /// One action in the audit log.
@@ -30,7 +31,7 @@ pub struct AuditEntry {
     pub action: String,
     /// Parameters as JSON, secrets redacted.
     pub params: String,
-    /// `running`, then `accepted`, `completed` or `failed`.
+    /// `running`, then `accepted`, `completed` or `failed`; or `refused`.
     pub status: String,
     /// The vendor's command id.
     pub command_id: Option<String>,
@@ -104,14 +105,17 @@ impl Store {
         Ok(())
     }
 
-    /// Records how the action of entry `id` ended.
+    /// Records how the action of entry `id` ended, storing the events
+    /// `announce` renders from the finished entry in the same transaction.
     pub async fn finish_audit(
         &self,
         id: &str,
         status: &str,
         command_id: Option<&str>,
         error: Option<&str>,
+        announce: impl FnOnce(&AuditEntry) -> Vec<NewEvent>,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
         sqlx::query(
             "UPDATE action_audit SET status = $2, command_id = $3, error = $4 WHERE id = $1",
         )
@@ -119,8 +123,16 @@ impl Store {
         .bind(status)
         .bind(command_id)
         .bind(error)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM action_audit WHERE id = $1"))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let entry = from_row(&row)?;
+        let events = announce(&entry);
+        emit_in(&mut tx, &entry.workspace_id, &events).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod query;
 pub mod records;
 pub mod runs;
+pub mod webhooks;
 
 use std::path::Path;
 use std::time::Duration;

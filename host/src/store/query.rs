@@ -585,6 +585,24 @@ impl Store {
     }
 }
 
+/// The columns of a device as lists show it (without `remote_data`), with
+/// every column of its row, for [`device_json`].
+pub(crate) const DEVICE_SELECT: &str =
+    "r.*, a.name AS account_name, a.connector AS account_connector, d.record AS record";
+/// Where [`DEVICE_SELECT`] reads from.
+pub(crate) const DEVICE_FROM: &str = "devices r JOIN device_data d ON d.device_id = r.id \
+     JOIN accounts a ON a.id = r.account_id";
+
+/// A device row read with [`DEVICE_SELECT`] as lists show it.
+pub(crate) fn device_json(r: &AnyRow) -> Result<Json, StoreError> {
+    let account = AccountNames {
+        id: r.try_get("account_id")?,
+        name: r.try_get("account_name")?,
+        connector: r.try_get("account_connector")?,
+    };
+    row_json(Listing::Devices, r, &account, false)
+}
+
 /// The account of row `r` among `accounts` (sorted by id).
 fn account_of<'a>(
     accounts: &'a [AccountNames],

@@ -54,6 +54,7 @@ impl Table {
                 "assigned_user_email",
                 "organization_remote_id",
                 "last_check_in_at",
+                "is_compliant",
             ],
             Table::Users => &["email", "name"],
             Table::Organizations => &["name"],
@@ -496,12 +497,18 @@ impl Store {
     /// email, preferring a user of the same account, and to organizations
     /// by remote id.
     pub async fn link(&self, account_id: &str) -> Result<(), StoreError> {
+        // `ORDER BY u.id || ''`: the lowest id, but an order no index gives,
+        // so SQLite finds the user by email; ordered by `u.id` it walks the
+        // account's `(account_id, id)` index checking every user's email,
+        // once per device (minutes at 20,000 devices).
         let user = "COALESCE(\
                (SELECT u.id FROM users u WHERE u.account_id = devices.account_id \
-                  AND u.status = 'active' AND u.email = devices.assigned_user_email ORDER BY u.id LIMIT 1), \
+                  AND u.status = 'active' AND u.email = devices.assigned_user_email \
+                  ORDER BY u.id || '' LIMIT 1), \
                (SELECT u.id FROM users u JOIN accounts a ON a.id = u.account_id \
                   WHERE a.workspace_id = (SELECT workspace_id FROM accounts WHERE id = devices.account_id) \
-                  AND u.status = 'active' AND u.email = devices.assigned_user_email ORDER BY u.id LIMIT 1))";
+                  AND u.status = 'active' AND u.email = devices.assigned_user_email \
+                  ORDER BY u.id || '' LIMIT 1))";
         let org = "(SELECT o.id FROM organizations o WHERE o.account_id = devices.account_id \
                AND o.status = 'active' AND o.remote_id = devices.organization_remote_id)";
         let mut tx = self.pool().begin().await?;

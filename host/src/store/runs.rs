@@ -7,6 +7,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use super::webhooks::{NewEvent, emit_in};
 use super::{Store, StoreError, new_id, now, stamp};
 
 /// What a run counted.
@@ -351,13 +352,18 @@ impl Store {
         Ok(())
     }
 
-    /// Ends a run as `succeeded` or `failed`, if `run.holder` still runs it.
+    /// Ends a run as `succeeded` or `failed`, if `run.holder` still runs it,
+    /// storing the events `announce` renders from the finished run for
+    /// `workspace` in the same transaction (none are lost to a crash).
     pub async fn finish_run(
         &self,
         run: &RunRef<'_>,
         status: &str,
         error: Option<&str>,
+        workspace: &str,
+        announce: impl FnOnce(&RunRow) -> Vec<NewEvent>,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
         let n = sqlx::query(
             "UPDATE sync_runs SET status = $2, error = $3, finished_at = $4 \
              WHERE id = $1 AND holder = $5 AND status = 'running'",
@@ -367,12 +373,21 @@ impl Store {
         .bind(error)
         .bind(now())
         .bind(run.holder)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?
         .rows_affected();
         if n != 1 {
             return Err(StoreError::LeaseLost(run.id.to_owned()));
         }
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = $1"
+        ))
+        .bind(run.id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let events = announce(&run_from_row(&row)?);
+        emit_in(&mut tx, workspace, &events).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -19,6 +19,7 @@ use crate::accounts::{AccountError, Accounts};
 use crate::contract::{
     ConnectorError, Entity, ListOptions, Page, ResourceKind, ResourceScope, ServerErrorInfo,
 };
+use crate::holder;
 use crate::pager::{Pager, WalkError, retry_rate_limited};
 use crate::runtime::{CallError, Connector};
 use crate::store::accounts::AccountRow;
@@ -28,6 +29,8 @@ use crate::store::records::{
 };
 use crate::store::runs::{Lease, RunCounts, RunRef, RunRow};
 use crate::store::{Store, StoreError, now, stamp};
+use crate::webhooks;
+use crate::webhooks::events::run_finished;
 use record::{Incoming, apps_hash, content_hash, merge, parse_object, projections, summary_hash};
 
 /// Tunables of a sync.
@@ -126,7 +129,7 @@ impl Syncer {
         Self {
             accounts,
             options,
-            holder: holder_id(),
+            holder: holder::new_id(),
         }
     }
 
@@ -175,7 +178,7 @@ impl Syncer {
         match self.store().try_lease(&account.id, new_holder, ttl).await? {
             Lease::Acquired => Ok(()),
             Lease::Held { holder, until } => {
-                if holder_is_dead(&holder)
+                if holder::is_dead(&holder)
                     && self
                         .store()
                         .take_over_lease(&account.id, &holder, new_holder, ttl)
@@ -277,9 +280,22 @@ impl Syncer {
             )
             .await;
         let outcome = outcome.and(counted.map_err(SyncError::from));
+        // What the run changed is announced even when it failed halfway:
+        // the stored pages are real changes. Not when the lease was lost:
+        // the new holder announces.
+        let lost_lease = matches!(
+            outcome,
+            Err(SyncError::LeaseLost(_) | SyncError::Store(StoreError::LeaseLost(_)))
+        );
+        if !lost_lease {
+            webhooks::events::announce_devices(store, &account.workspace_id, &account.id).await?;
+        }
+        let workspace = account.workspace_id.as_str();
         match outcome {
             Ok(()) => {
-                store.finish_run(&run_ref, "succeeded", None).await?;
+                store
+                    .finish_run(&run_ref, "succeeded", None, workspace, run_finished)
+                    .await?;
                 let next = next_sync_at(account.sync_interval_secs);
                 store.set_next_sync(&account.id, &next).await?;
                 Ok(store.run(&run.id).await?)
@@ -289,7 +305,13 @@ impl Syncer {
             }
             Err(e) => {
                 store
-                    .finish_run(&run_ref, "failed", Some(&e.to_string()))
+                    .finish_run(
+                        &run_ref,
+                        "failed",
+                        Some(&e.to_string()),
+                        workspace,
+                        run_finished,
+                    )
                     .await?;
                 // Retry a failed scheduled run sooner than a full interval.
                 let retry = stamp(time::OffsetDateTime::now_utc() + time::Duration::minutes(15));
@@ -984,63 +1006,6 @@ pub fn next_sync_at(interval_secs: i64) -> String {
     let jitter = rand::random_range(-0.1..0.1) * interval;
     let secs = (interval + jitter) as i64;
     stamp(time::OffsetDateTime::now_utc() + time::Duration::seconds(secs))
-}
-
-/// This process's lease name: `host:pid:machine:random`, where `machine`
-/// names this boot and PID namespace (two containers can share a hostname).
-fn holder_id() -> String {
-    format!(
-        "{}:{}:{}:{:08x}",
-        hostname(),
-        std::process::id(),
-        machine(),
-        rand::random::<u32>()
-    )
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().replace(':', "_"))
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
-/// A short fingerprint of the boot and PID namespace (empty where unknown).
-fn machine() -> String {
-    use sha2::Digest;
-    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
-    let ns = std::fs::read_link("/proc/self/ns/pid")
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    if boot.is_empty() || ns.is_empty() {
-        return String::new();
-    }
-    let d = sha2::Sha256::new()
-        .chain_update(boot.trim())
-        .chain_update(ns)
-        .finalize();
-    hex::encode(&d[..6])
-}
-
-/// Whether a lease holder is a process that no longer runs on this very
-/// machine (killed mid-sync): then its lease need not be waited out.
-/// Anything it cannot prove dead is alive.
-fn holder_is_dead(holder: &str) -> bool {
-    let mut parts = holder.split(':');
-    let (Some(host), Some(pid), Some(mach)) = (parts.next(), parts.next(), parts.next()) else {
-        return false;
-    };
-    let ours = machine();
-    if host != hostname() || ours.is_empty() || mach != ours {
-        return false;
-    }
-    match pid.parse::<u32>() {
-        Ok(pid) if pid == std::process::id() => false,
-        Ok(pid) => !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-        Err(_) => false,
-    }
 }
 
 /// Whether a stored timestamp is in the past.

@@ -29,6 +29,7 @@ use crate::support;
 mod actions;
 mod endpoints;
 mod walk;
+mod webhooks;
 
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const TOKEN: &str = "tok-ApiS3cr3t-9012";
@@ -106,6 +107,47 @@ struct World {
 }
 
 async fn world(url: &str) -> World {
+    world_with(url, ServeOptions::default()).await
+}
+
+/// The syncer tests use: short leases, so a stopped process's are soon free.
+fn syncer(accounts: &Accounts) -> Syncer {
+    Syncer::new(
+        accounts.clone(),
+        SyncOptions {
+            lease_ttl: Duration::from_secs(5),
+            ..SyncOptions::default()
+        },
+    )
+}
+
+/// A server on a free loopback port: its base URL, its stop signal and its task.
+async fn start_server(
+    accounts: &Accounts,
+    options: ServeOptions,
+) -> (
+    String,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let options = ServeOptions {
+        schedule: false,
+        grace: Duration::from_secs(30),
+        // The tests' accounts point at loopback simulators.
+        api_endpoints: true,
+        ..options
+    };
+    let server = tokio::spawn(api::serve(listener, syncer(accounts), options, async {
+        let _ = stopped.await;
+    }));
+    (base, stop, server)
+}
+
+/// [`world`], served with `options` (scheduling off, endpoints allowed).
+async fn world_with(url: &str, options: ServeOptions) -> World {
     let (sim_a, srv_a) = sim(DEVICES, 1).await;
     let (_sim_b, srv_b) = sim(15, 2).await;
     let rt = support::runtime();
@@ -135,32 +177,14 @@ async fn world(url: &str) -> World {
     beta.endpoints = vec![srv_b.base_url.clone()];
     beta.sealed_secrets = accounts.key.seal(&beta.id, &input("").secrets);
     store.insert_account(&beta).await.unwrap();
-    let syncer = Syncer::new(
-        accounts.clone(),
-        SyncOptions {
-            lease_ttl: Duration::from_secs(5),
-            ..SyncOptions::default()
-        },
-    );
+    let syncer = syncer(&accounts);
     for a in [&acme, &beta] {
         assert_eq!(
             syncer.sync(a, "manual", None).await.unwrap().status,
             "succeeded"
         );
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let options = ServeOptions {
-        schedule: false,
-        grace: Duration::from_secs(30),
-        // The tests' accounts point at loopback simulators.
-        api_endpoints: true,
-        ..ServeOptions::default()
-    };
-    let server = tokio::spawn(api::serve(listener, syncer, options, async {
-        let _ = stopped.await;
-    }));
+    let (base, stop, server) = start_server(&accounts, options).await;
     World {
         accounts,
         sim_a,
@@ -244,12 +268,23 @@ impl World {
 
     /// Stops the server and waits for it to finish.
     async fn shut_down(mut self) {
+        self.stop_server().await;
+    }
+
+    async fn stop_server(&mut self) {
         self.stop.take().unwrap().send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(40), self.server)
+        let server = std::mem::replace(&mut self.server, tokio::spawn(async { Ok(()) }));
+        tokio::time::timeout(Duration::from_secs(40), server)
             .await
             .expect("the server stops within its grace period")
             .unwrap()
             .unwrap();
+    }
+
+    /// Starts a server again (after [`Self::stop_server`]) over the same database.
+    async fn start_again(&mut self, options: ServeOptions) {
+        let (base, stop, server) = start_server(&self.accounts, options).await;
+        (self.base, self.stop, self.server) = (base, Some(stop), server);
     }
 }
 
@@ -545,6 +580,8 @@ async fn api_serves_each_workspace_its_own_inventory() {
             "unknown-action",
         );
 
+        webhooks::touch_every_route(&w).await;
+
         // A sync by hand: 202 with the run; a second while it runs is 409.
         w.sim_a.control().set_faults(Faults {
             slow_ms: 300,
@@ -631,6 +668,14 @@ fn matches(template: &str, path: &str) -> bool {
 fn the_openapi_document_is_3_1_and_describes_every_operation() {
     let doc: Value = serde_json::to_value(api::document()).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
+    // Outgoing webhooks are described too, each event with its body.
+    let hooks = doc["webhooks"].as_object().unwrap();
+    assert_eq!(hooks.len(), mdmhub::webhooks::EVENT_TYPES.len());
+    assert_eq!(
+        hooks["device.compliance_changed"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+            ["$ref"],
+        "#/components/schemas/WebhookEvent"
+    );
     assert!(doc["info"]["title"].is_string());
     assert_eq!(
         doc["components"]["securitySchemes"]["api_key"]["scheme"],

@@ -646,7 +646,10 @@ async fn without_a_confirming_get_removal_takes_two_complete_passes() {
                     .remove_missing(Table::Organizations, &account.id, &r)
                     .await
                     .unwrap();
-                store.finish_run(&r, "succeeded", None).await.unwrap();
+                store
+                    .finish_run(&r, "succeeded", None, "default", |_| Vec::new())
+                    .await
+                    .unwrap();
                 removed
             }
         };
@@ -676,5 +679,137 @@ async fn without_a_confirming_get_removal_takes_two_complete_passes() {
                 .await
                 .is_err()
         );
+    }
+}
+
+/// The events stored for delivery, as (type, body) in id order.
+async fn stored_events(store: &Store) -> Vec<(String, serde_json::Value)> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT type, body FROM webhook_events ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    rows.into_iter()
+        .map(|(t, b)| (t, serde_json::from_str(&b).unwrap()))
+        .collect()
+}
+
+/// How many stored events have each type.
+fn event_counts(events: &[(String, serde_json::Value)]) -> BTreeMap<&str, usize> {
+    let mut out = BTreeMap::new();
+    for (t, _) in events {
+        *out.entry(t.as_str()).or_default() += 1;
+    }
+    out
+}
+
+/// Device events follow the inventory, from the outbox written with each
+/// run: nothing while no one subscribes; then each change once, in its
+/// final state (an Intune device that turns noncompliant is updated and
+/// `device.compliance_changed` from true), a deletion as
+/// `device.removed`, and nothing about devices on an unchanged re-sync.
+#[tokio::test]
+async fn device_events_follow_the_inventory() {
+    use mdmhub::store::webhooks::SubscriptionRow;
+    for place in places("events").await {
+        let inv = inventory(&place, 1, Faults::default()).await;
+        let (graph, graph_srv) = IntuneSim::spawn(
+            IntuneOptions {
+                devices: 60,
+                ..IntuneOptions::default()
+            },
+            0,
+        )
+        .await
+        .unwrap();
+        let b = inv
+            .accounts
+            .add("b", "intune", intune_input(&graph_srv.base_url))
+            .await
+            .unwrap();
+        let store = &inv.accounts.store;
+        inv.syncer().sync(&b, "manual", None).await.unwrap();
+        assert!(
+            stored_events(store).await.is_empty(),
+            "no subscriber, no event"
+        );
+
+        let at = mdmhub::store::now();
+        store
+            .insert_subscription(&SubscriptionRow {
+                id: "whk_test".into(),
+                workspace_id: "default".into(),
+                url: "https://hooks.example.com/in".into(),
+                events: mdmhub::webhooks::EVENT_TYPES.map(String::from).to_vec(),
+                description: None,
+                sealed_secret: "v1:unused".into(),
+                created_at: at.clone(),
+                updated_at: at,
+                disabled_at: None,
+                disabled_reason: None,
+            })
+            .await
+            .unwrap();
+        let (page, _) = store
+            .list(
+                Listing::Devices,
+                &Filter {
+                    limit: 100,
+                    ..Filter::default()
+                },
+            )
+            .await
+            .unwrap();
+        let compliant: Vec<_> = page
+            .iter()
+            .filter(|d| d["is_compliant"] == true && d["account"] == "b")
+            .collect();
+        let (flip, gone) = (&compliant[0], &compliant[1]);
+        let flip_remote = flip["remote_id"].as_str().unwrap();
+        assert!(graph.update_device(flip_remote, |m| m.encrypted = false));
+        assert!(graph.delete_device(gone["remote_id"].as_str().unwrap()));
+        let run = inv.syncer().sync(&b, "manual", None).await.unwrap();
+        assert_eq!((run.counts.removed, run.counts.updated), (1, 1), "{run:?}");
+
+        let events = stored_events(store).await;
+        assert_eq!(
+            event_counts(&events),
+            BTreeMap::from([
+                ("device.compliance_changed", 1),
+                ("device.removed", 1),
+                ("device.updated", 1),
+                ("sync.completed", 1),
+            ]),
+            "{}",
+            place.url
+        );
+        let changed = &events
+            .iter()
+            .find(|(t, _)| t == "device.compliance_changed")
+            .unwrap()
+            .1;
+        assert_eq!(changed["data"]["device"]["id"], flip["id"]);
+        assert_eq!(changed["data"]["device"]["is_compliant"], false);
+        assert_eq!(changed["data"]["previous"]["is_compliant"], true);
+        let removed = &events
+            .iter()
+            .find(|(t, _)| t == "device.removed")
+            .unwrap()
+            .1;
+        assert_eq!(removed["data"]["device"]["id"], gone["id"]);
+        assert_eq!(removed["data"]["device"]["status"], "removed");
+        let completed = &events
+            .iter()
+            .find(|(t, _)| t == "sync.completed")
+            .unwrap()
+            .1;
+        assert_eq!(completed["data"]["run"]["id"], run.id.as_str());
+        assert_eq!(completed["data"]["run"]["counts"]["removed"], 1);
+
+        // Unchanged: the run is announced, no device is.
+        inv.syncer().sync(&b, "manual", None).await.unwrap();
+        let again = stored_events(store).await;
+        assert_eq!(event_counts(&again)["sync.completed"], 2);
+        assert_eq!(again.len(), events.len() + 1);
     }
 }

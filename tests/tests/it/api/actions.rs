@@ -102,26 +102,39 @@ async fn api_actions_run_once_are_audited_and_never_store_the_pin() {
             "unknown-action",
         );
 
-        // The audit log: newest first, paged, by device; no PIN anywhere.
+        // The audit log: newest first, paged, by device; no PIN anywhere;
+        // refusals before the vendor are there too.
         let log = w.get_a("/v1/actions").await;
-        assert_eq!(log["result_count"], 3, "{log}");
+        assert_eq!(log["result_count"], 5, "{log}");
         let entries = log["result"].as_array().unwrap();
-        assert_eq!(entries[0]["action"], "unlock-account");
-        assert_eq!(entries[0]["status"], "failed");
-        assert!(entries[0]["error"].is_string());
-        assert_eq!(entries[1]["action"], "erase");
-        assert_eq!(entries[1]["params"]["pin"], "(redacted)");
-        assert_eq!(entries[2]["action"], "lock");
-        assert_eq!(entries[2]["status"], "accepted");
-        assert_eq!(entries[2]["params"]["message"], "Call IT");
-        assert_eq!(entries[2]["key_name"], "reader");
-        assert_eq!(entries[2]["device_id"], device.as_str());
-        let page = w.get_a("/v1/actions?limit=2").await;
+        assert_eq!(entries[0]["action"], "vendor:nosuch");
+        assert_eq!(entries[0]["status"], "refused");
+        assert!(
+            entries[0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("offers no action")
+        );
+        assert_eq!(entries[1]["action"], "unlock-account");
+        assert_eq!(entries[1]["status"], "failed");
+        assert!(entries[1]["error"].is_string());
+        assert_eq!(entries[2]["action"], "erase");
+        assert_eq!(entries[2]["params"]["pin"], "(redacted)");
+        assert_eq!(entries[3]["action"], "erase");
+        assert_eq!(entries[3]["status"], "refused");
+        assert_eq!(entries[3]["params"]["pin"], "(redacted)");
+        assert_eq!(entries[4]["action"], "lock");
+        assert_eq!(entries[4]["status"], "accepted");
+        assert_eq!(entries[4]["params"]["message"], "Call IT");
+        assert_eq!(entries[4]["key_name"], "reader");
+        assert_eq!(entries[4]["device_id"], device.as_str());
+        let page = w.get_a("/v1/actions?limit=3").await;
         let cursor = page["next_cursor"].as_str().unwrap();
         let rest = w
-            .get_a(&format!("/v1/actions?limit=2&cursor={cursor}"))
+            .get_a(&format!("/v1/actions?limit=3&cursor={cursor}"))
             .await;
-        assert_eq!(rest["result"][0]["id"], entries[2]["id"]);
+        assert_eq!(rest["result"][0]["id"], entries[3]["id"]);
+        assert_eq!(rest["result_count"], 2);
         assert!(rest["next_cursor"].is_null());
         let other_device = w.get_a("/v1/devices?limit=1&platform=ios").await["result"][0]["id"]
             .as_str()
