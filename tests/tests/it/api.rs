@@ -110,6 +110,40 @@ async fn world(url: &str) -> World {
     world_with(url, ServeOptions::default()).await
 }
 
+/// Accounts over the database at `url` with the Iru connector loaded.
+async fn iru_accounts(url: &str) -> Accounts {
+    let rt = support::runtime();
+    let registry = Registry {
+        connectors: [("iru".to_string(), support::iru(&rt).await)].into(),
+        rejected: vec![],
+    };
+    Accounts {
+        store: Store::open(url).await.unwrap(),
+        runtime: rt,
+        registry: Arc::new(registry),
+        key: Arc::new(MasterKey::parse(KEY).unwrap()),
+    }
+}
+
+/// An HTTP answer read whole.
+async fn answer(res: reqwest::Response) -> Answer {
+    let status = res.status();
+    let headers = res.headers().clone();
+    let content_type = headers
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = res.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Answer {
+        status,
+        content_type,
+        body,
+        text,
+        headers,
+    }
+}
+
 /// The syncer tests use: short leases, so a stopped process's are soon free.
 fn syncer(accounts: &Accounts) -> Syncer {
     Syncer::new(
@@ -150,17 +184,7 @@ async fn start_server(
 async fn world_with(url: &str, options: ServeOptions) -> World {
     let (sim_a, srv_a) = sim(DEVICES, 1).await;
     let (_sim_b, srv_b) = sim(15, 2).await;
-    let rt = support::runtime();
-    let registry = Registry {
-        connectors: [("iru".to_string(), support::iru(&rt).await)].into(),
-        rejected: vec![],
-    };
-    let accounts = Accounts {
-        store: Store::open(url).await.unwrap(),
-        runtime: rt,
-        registry: Arc::new(registry),
-        key: Arc::new(MasterKey::parse(KEY).unwrap()),
-    };
+    let accounts = iru_accounts(url).await;
     let store = accounts.store.clone();
     let acme = accounts
         .add("acme", "iru", input(&srv_a.base_url))
@@ -241,22 +265,7 @@ impl World {
         for (name, value) in headers {
             req = req.header(*name, *value);
         }
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let content_type = headers
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        let text = res.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Answer {
-            status,
-            content_type,
-            body,
-            text,
-            headers,
-        }
+        answer(req.send().await.unwrap()).await
     }
 
     /// `GET path` with workspace A's key, expecting 200.

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use super::{Answer, TOKEN, World, assert_problem, databases, world};
+use super::{Answer, TOKEN, World, answer, assert_problem, databases, world};
 
 /// `POST {base}/v1/accounts` with `key` and `body`.
 async fn post_account(base: &str, key: &str, body: &Value) -> Answer {
@@ -21,21 +21,7 @@ async fn post_account(base: &str, key: &str, body: &Value) -> Answer {
         .send()
         .await
         .unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let content_type = headers
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let text = res.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Answer {
-        status,
-        content_type,
-        body,
-        text,
-        headers,
-    }
+    answer(res).await
 }
 
 /// The names of workspace A's saved accounts, straight from the store.

@@ -9,11 +9,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mdmhub::accounts::{AccountInput, Accounts};
+use mdmhub::accounts::AccountInput;
 use mdmhub::api::{self, ServeOptions};
-use mdmhub::runtime::Registry;
-use mdmhub::secrets::MasterKey;
-use mdmhub::store::Store;
 use mdmhub::store::accounts::AccountRow;
 use mdmhub::store::runs::RunRow;
 use mdmhub::sync::{Progress, ProgressFn, SyncError, SyncOptions, Syncer};
@@ -23,8 +20,7 @@ use mdmhub_tests::sim::server::Running;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::{KEY, TOKEN, World, databases, input};
-use crate::support;
+use super::{TOKEN, World, databases, input, iru_accounts};
 
 /// Devices synced before the walks.
 const FLEET: usize = 10_000;
@@ -68,17 +64,7 @@ fn unlimited(base_url: &str) -> AccountInput {
 async fn big_world(url: &str) -> (World, Syncer) {
     let (sim_a, srv_a) = big_sim(FLEET, 11).await;
     let (_sim_b, srv_b) = big_sim(SECOND, 12).await;
-    let rt = support::runtime();
-    let registry = Registry {
-        connectors: [("iru".to_string(), support::iru(&rt).await)].into(),
-        rejected: vec![],
-    };
-    let accounts = Accounts {
-        store: Store::open(url).await.unwrap(),
-        runtime: rt,
-        registry: Arc::new(registry),
-        key: Arc::new(MasterKey::parse(KEY).unwrap()),
-    };
+    let accounts = iru_accounts(url).await;
     let store = accounts.store.clone();
     let acme = accounts
         .add("acme", "iru", unlimited(&srv_a.base_url))
