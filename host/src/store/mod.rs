@@ -65,6 +65,10 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Inventory reads (the API's lists): on SQLite their own read-only
+    /// connections, so callers never queue behind a sync's writes, with the
+    /// file memory-mapped (no copy of each page read); the pool otherwise.
+    reads: AnyPool,
     backend: Backend,
 }
 
@@ -115,7 +119,35 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool, backend })
+        let reads = match backend {
+            Backend::Postgres => pool.clone(),
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(4)
+                    .min_connections(0)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            for pragma in [
+                                "PRAGMA query_only = ON",
+                                "PRAGMA busy_timeout = 30000",
+                                "PRAGMA cache_size = -16384",
+                                "PRAGMA mmap_size = 4294967296",
+                            ] {
+                                conn.execute(pragma).await?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    // Lazily: commands that never list open no connection.
+                    .connect_lazy_with(url.parse()?)
+            }
+        };
+        Ok(Self {
+            pool,
+            reads,
+            backend,
+        })
     }
 
     /// Opens (creating it) the SQLite database in `data_dir`.
@@ -131,6 +163,11 @@ impl Store {
     /// The pool.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The pool for inventory reads.
+    pub fn reads(&self) -> &AnyPool {
+        &self.reads
     }
 
     /// The database kind.

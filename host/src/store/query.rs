@@ -361,7 +361,7 @@ impl Store {
         for b in &plan.binds {
             q = q.bind(b);
         }
-        let mut rows = q.fetch_all(self.pool()).await?;
+        let mut rows = q.fetch_all(self.reads()).await?;
         let page = plan.limit as usize - 1;
         let next = if rows.len() > page {
             rows.truncate(page);
@@ -403,7 +403,7 @@ impl Store {
         let text = q
             .bind(UNIT.to_string())
             .bind(RECORD.to_string())
-            .fetch_one(self.pool())
+            .fetch_one(self.reads())
             .await?
             .unwrap_or_default();
         let meta = meta_columns(listing);
@@ -477,7 +477,7 @@ impl Store {
         if let Some(a) = account {
             q = q.bind(a);
         }
-        q.fetch_all(self.pool())
+        q.fetch_all(self.reads())
             .await?
             .iter()
             .map(|r| {
@@ -503,7 +503,7 @@ impl Store {
              ORDER BY CASE WHEN r.status = 'active' THEN 0 ELSE 1 END, r.last_seen_at DESC LIMIT 1",
         )
         .bind(key)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.reads())
         .await?;
         let Some(row) = row else { return Ok(None) };
         let account = AccountNames {
@@ -540,7 +540,7 @@ impl Store {
                 if let Some(w) = workspace {
                     q = q.bind(w);
                 }
-                q.fetch_all(self.pool())
+                q.fetch_all(self.reads())
                     .await?
                     .iter()
                     .map(|r| {
@@ -581,7 +581,7 @@ impl Store {
         if with_status {
             q = q.bind(status);
         }
-        Ok(q.fetch_one(self.pool()).await?)
+        Ok(q.fetch_one(self.reads()).await?)
     }
 }
 
