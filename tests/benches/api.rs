@@ -234,11 +234,7 @@ async fn sim(devices: usize, seed: u64) -> (Arc<IruSim>, Running) {
             devices,
             seed,
             token: TOKEN.into(),
-            budget: BudgetSpec {
-                limit: u32::MAX,
-                window: Duration::from_secs(3600),
-                retry_after: true,
-            },
+            budget: BudgetSpec::unlimited(),
             ..IruOptions::default()
         },
         0,

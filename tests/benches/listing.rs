@@ -86,11 +86,7 @@ async fn iru(rt: &Runtime, devices: usize) -> Case {
     let (_, srv) = IruSim::spawn(
         IruOptions {
             devices,
-            budget: BudgetSpec {
-                limit: u32::MAX,
-                window: Duration::from_secs(3600),
-                retry_after: true,
-            },
+            budget: BudgetSpec::unlimited(),
             ..IruOptions::default()
         },
         0,

@@ -44,11 +44,7 @@ async fn main() {
     let tmp = std::env::temp_dir().join(format!("mdmhub-bench-sync-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
 
-    let unlimited = BudgetSpec {
-        limit: u32::MAX,
-        window: Duration::from_secs(3600),
-        retry_after: true,
-    };
+    let unlimited = BudgetSpec::unlimited();
     let (sim, srv) = IruSim::spawn(
         IruOptions {
             devices,

@@ -50,6 +50,17 @@ pub struct BudgetSpec {
     pub retry_after: bool,
 }
 
+impl BudgetSpec {
+    /// No budget to speak of: benchmarks and large test fleets.
+    pub fn unlimited() -> Self {
+        Self {
+            limit: u32::MAX,
+            window: Duration::from_secs(3600),
+            retry_after: true,
+        }
+    }
+}
+
 /// One action the simulator received.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ActionRecord {
@@ -145,14 +156,7 @@ impl Control {
     /// Fresh state with these faults and no budget of its own (the
     /// simulator keeps its vendor's budget and calls [`Control::gate_faults`]).
     pub fn without_budget(faults: Faults) -> Arc<Self> {
-        Self::new(
-            faults,
-            BudgetSpec {
-                limit: u32::MAX,
-                window: Duration::from_secs(3600),
-                retry_after: false,
-            },
-        )
+        Self::new(faults, BudgetSpec::unlimited())
     }
 
     /// Fresh state with these faults and budget.
