@@ -348,8 +348,9 @@ async fn webhooks_are_signed_retried_and_survive_a_restart() {
             .collect();
         assert_eq!(since, ["sync.completed"]);
 
-        // An action is announced when it ends.
-        let device = w.get_a("/v1/devices?limit=1").await["result"][0]["id"]
+        // An action is announced when it ends, without the PIN a Mac's
+        // lock answers with.
+        let device = w.get_a("/v1/devices?platform=macos&limit=1").await["result"][0]["id"]
             .as_str()
             .unwrap()
             .to_owned();
@@ -364,6 +365,7 @@ async fn webhooks_are_signed_retried_and_survive_a_restart() {
             )
             .await;
         assert!(acted.status.is_success(), "{}", acted.text);
+        let pin = acted.body["values"]["pin"].as_str().unwrap().to_owned();
         rx.until("/a", "the action", |got| {
             got.iter().any(|r| r.event_type() == "action.completed")
         })
@@ -376,10 +378,7 @@ async fn webhooks_are_signed_retried_and_survive_a_restart() {
         let action = action.json();
         assert_eq!(action["data"]["action"]["device_id"], device.as_str());
         assert_eq!(action["data"]["action"]["action"], "lock");
-        assert!(
-            !action.to_string().contains(TOKEN_PIN_MARK),
-            "no PIN in events"
-        );
+        assert!(!action.to_string().contains(&pin), "no PIN in events");
 
         // A restart while the receiver holds a delivery: the event comes
         // again, with its id, from the next process.
@@ -454,6 +453,3 @@ async fn webhooks_are_signed_retried_and_survive_a_restart() {
         w.shut_down().await;
     }
 }
-
-/// What a lock answer calls its PIN: it must never be in an event.
-const TOKEN_PIN_MARK: &str = "\"pin\"";
