@@ -93,10 +93,30 @@ pub struct Attempt<'a> {
     pub status: Option<u16>,
     /// What went wrong.
     pub error: Option<&'a str>,
-    /// `None`: delivered (or given up, with `give_up`); else retry then.
-    pub retry_at: Option<&'a str>,
-    /// Whether the delivery failed for good.
-    pub give_up: bool,
+    /// What becomes of the delivery.
+    pub next: Next<'a>,
+}
+
+/// What becomes of a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next<'a> {
+    /// It arrived.
+    Delivered,
+    /// Attempted again at this stored time.
+    RetryAt(&'a str),
+    /// No more attempts.
+    Failed,
+}
+
+impl Next<'_> {
+    /// The name metrics and logs use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Next::Delivered => "delivered",
+            Next::RetryAt(_) => "retrying",
+            Next::Failed => "failed",
+        }
+    }
 }
 
 /// A device whose state differs from what was last announced about it.
@@ -293,14 +313,6 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Stores `events` of `workspace` for delivery, in their own transaction.
-    pub async fn emit(&self, workspace: &str, events: &[NewEvent]) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        emit_in(&mut tx, workspace, events).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Up to `limit` devices of the account after `after_id` (id order)
     /// whose state differs from their last announcement.
     pub async fn unannounced_devices(
@@ -445,10 +457,10 @@ impl Store {
         a: &Attempt<'_>,
     ) -> Result<bool, StoreError> {
         let at = now();
-        let (status, next, finished) = match (a.retry_at, a.give_up) {
-            (_, true) => ("failed", at.as_str(), Some(at.as_str())),
-            (Some(retry), false) => ("pending", retry, None),
-            (None, false) => ("delivered", at.as_str(), Some(at.as_str())),
+        let (status, next, finished) = match a.next {
+            Next::Failed => ("failed", at.as_str(), Some(at.as_str())),
+            Next::RetryAt(retry) => ("pending", retry, None),
+            Next::Delivered => ("delivered", at.as_str(), Some(at.as_str())),
         };
         let n = sqlx::query(
             "UPDATE webhook_deliveries SET status = $4, attempts = attempts + 1, \

@@ -17,7 +17,7 @@ use super::signing;
 use crate::http::policy::is_private;
 use crate::http::resolver::GuardedResolver;
 use crate::secrets::MasterKey;
-use crate::store::webhooks::{Attempt, DueDelivery};
+use crate::store::webhooks::{Attempt, DueDelivery, Next};
 use crate::store::{Store, StoreError, stamp};
 
 /// How the dispatcher runs.
@@ -245,12 +245,12 @@ impl Dispatcher {
             let wait = jittered(wait).max(retry_after.unwrap_or_default());
             Some(stamp(time::OffsetDateTime::now_utc() + wait))
         });
-        let give_up = error.is_some() && retry.is_none();
-        let outcome = match (&error, give_up) {
-            (None, _) => "delivered",
-            (Some(_), true) => "failed",
-            (Some(_), false) => "retrying",
+        let next = match (&error, &retry) {
+            (None, _) => Next::Delivered,
+            (Some(_), Some(at)) => Next::RetryAt(at),
+            (Some(_), None) => Next::Failed,
         };
+        let outcome = next.name();
         if let Some(e) = &error {
             tracing::info!(event = %d.event_id, subscription = %d.subscription_id, attempt = made, outcome, error = %e, "webhook attempt failed");
         }
@@ -258,8 +258,7 @@ impl Dispatcher {
         let attempt = Attempt {
             status,
             error: error.as_deref(),
-            retry_at: retry.as_deref(),
-            give_up,
+            next,
         };
         if !self
             .store
@@ -282,8 +281,7 @@ impl Dispatcher {
         let attempt = Attempt {
             status: Some(410),
             error: Some(&reason),
-            retry_at: None,
-            give_up: true,
+            next: Next::Failed,
         };
         self.store.record_attempt(d, &self.holder, &attempt).await?;
         Ok(())
