@@ -71,8 +71,8 @@ pub struct Existing {
     pub content_hash: String,
     /// Devices: hash of the summary fields that matter.
     pub summary_hash: Option<String>,
-    /// Devices: hash of the summary and vendor JSON as last listed, so an
-    /// unchanged listing is recognized without reading the detail.
+    /// Fingerprint of the record as last listed, so an unchanged listing
+    /// is recognized without normalizing it (none before migration 0008).
     pub list_hash: Option<String>,
     /// Devices: a detail read is pending.
     pub needs_details: bool,
@@ -93,6 +93,8 @@ pub struct RowWrite {
     pub remote_data: String,
     /// Hash of record and remote data.
     pub content_hash: String,
+    /// Fingerprint of the record as listed.
+    pub list_hash: String,
     /// Values of [`Table::projections`].
     pub projections: Vec<Option<String>>,
     /// Devices only.
@@ -106,8 +108,6 @@ pub struct DeviceSummaryWrite {
     pub summary: String,
     /// Hash of the summary fields that matter.
     pub summary_hash: String,
-    /// Hash of the summary and its vendor JSON.
-    pub list_hash: String,
     /// Whether a detail read is needed.
     pub needs_details: bool,
 }
@@ -209,40 +209,35 @@ impl Store {
         if remote_ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let device_cols = if table == Table::Devices {
-            "summary_hash, list_hash, needs_details"
+        let (summary_hash, needs_details) = if table == Table::Devices {
+            ("COALESCE(summary_hash, '')", "needs_details")
         } else {
-            "NULL AS summary_hash, NULL AS list_hash, CAST(0 AS BIGINT) AS needs_details"
+            ("''", "0")
         };
+        let id_bytes = match self.backend() {
+            Backend::Sqlite => "length(CAST(remote_id AS BLOB))",
+            Backend::Postgres => "octet_length(remote_id)",
+        };
+        // One row of text instead of a row per record (a row costs more in
+        // the driver than in the database): our own fields, which never
+        // hold a space, then the vendor's id after its length in bytes.
         let mut p = Params::new(self.backend());
         let sql = format!(
-            "SELECT remote_id, id, content_hash, status, last_seen_run, {device_cols} FROM {} \
-             WHERE account_id = {} AND remote_id IN ({})",
+            "SELECT string_agg(x, '') FROM (SELECT id || ' ' || content_hash || ' ' || status \
+             || ' ' || COALESCE(last_seen_run, '') || ' ' || COALESCE(list_hash, '') || ' ' \
+             || {summary_hash} || ' ' || {needs_details} || ' ' || {id_bytes} || ' ' \
+             || remote_id AS x FROM {} WHERE account_id = {} AND remote_id IN ({})) AS rows",
             table.name(),
             p.next(),
-            p.list(remote_ids.len())
+            p.list(remote_ids.len()),
         );
-        let mut q = batch_query(&sql, false).bind(account_id);
+        let mut q = sqlx::query_scalar::<_, Option<String>>(&sql).bind(account_id);
         for id in remote_ids {
             q = q.bind(*id);
         }
-        let rows = q.fetch_all(self.pool()).await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<String, _>("remote_id")?,
-                    Existing {
-                        id: r.try_get("id")?,
-                        content_hash: r.try_get("content_hash")?,
-                        status: r.try_get("status")?,
-                        last_seen_run: r.try_get("last_seen_run")?,
-                        summary_hash: r.try_get("summary_hash")?,
-                        list_hash: r.try_get("list_hash")?,
-                        needs_details: r.try_get::<i64, _>("needs_details")? == 1,
-                    },
-                ))
-            })
-            .collect()
+        let text = q.fetch_one(self.pool()).await?.unwrap_or_default();
+        parse_existing(&text)
+            .ok_or_else(|| StoreError::Corrupt(format!("unexpected stored {} rows", table.name())))
     }
 
     /// The stored detail records (JSON) of these devices, by remote id.
@@ -460,24 +455,26 @@ impl Store {
         let at = now();
         let t = table.name();
         let mut tx = self.pool().begin().await?;
-        sqlx::query(&format!(
-            "UPDATE {t} SET missed_passes = missed_passes + 1 WHERE account_id = $1 \
-             AND status = 'active' AND (last_seen_run IS NULL OR last_seen_run <> $2)"
-        ))
-        .bind(account_id)
-        .bind(run.id)
-        .execute(&mut *tx)
-        .await?;
-        let removed = sqlx::query(&format!(
-            "UPDATE {t} SET status = 'removed', removed_at = $3, updated_at = $3, changed_run = $2 \
-             WHERE account_id = $1 AND status = 'active' AND missed_passes >= 2"
+        // One pass over the account's records: each unseen one misses one
+        // more pass and is removed at its second (`missed_passes` on the
+        // right of `SET` is the value before the update).
+        let removed = sqlx::query_scalar::<_, String>(&format!(
+            "UPDATE {t} SET missed_passes = missed_passes + 1, \
+             status = CASE WHEN missed_passes >= 1 THEN 'removed' ELSE status END, \
+             removed_at = CASE WHEN missed_passes >= 1 THEN $3 ELSE removed_at END, \
+             updated_at = CASE WHEN missed_passes >= 1 THEN $3 ELSE updated_at END, \
+             changed_run = CASE WHEN missed_passes >= 1 THEN $2 ELSE changed_run END \
+             WHERE account_id = $1 AND status = 'active' \
+             AND (last_seen_run IS NULL OR last_seen_run <> $2) RETURNING status"
         ))
         .bind(account_id)
         .bind(run.id)
         .bind(&at)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?
-        .rows_affected() as i64;
+        .iter()
+        .filter(|s| *s == "removed")
+        .count() as i64;
         runs::add_counts(
             &mut tx,
             run,
@@ -497,12 +494,13 @@ impl Store {
     /// email, preferring a user of the same account, and to organizations
     /// by remote id.
     pub async fn link(&self, account_id: &str) -> Result<(), StoreError> {
-        // `ORDER BY u.id || ''`: the lowest id, but an order no index gives,
-        // so SQLite finds the user by email; ordered by `u.id` it walks the
-        // account's `(account_id, id)` index checking every user's email,
-        // once per device (minutes at 20,000 devices).
+        // `|| ''` makes `u.id` and `u.account_id` expressions no index
+        // gives, so SQLite finds the user by email whatever its planner
+        // guesses without statistics; by the account's `(account_id, id)`
+        // index it would check every user's email, once per device
+        // (minutes at 20,000 devices).
         let user = "COALESCE(\
-               (SELECT u.id FROM users u WHERE u.account_id = devices.account_id \
+               (SELECT u.id FROM users u WHERE u.account_id || '' = devices.account_id \
                   AND u.status = 'active' AND u.email = devices.assigned_user_email \
                   ORDER BY u.id || '' LIMIT 1), \
                (SELECT u.id FROM users u JOIN accounts a ON a.id = u.account_id \
@@ -524,6 +522,44 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Reads [`Store::existing`]'s text: per record, seven fields and the
+/// remote id's length in bytes, each followed by a space, then the remote id.
+fn parse_existing(mut rest: &str) -> Option<HashMap<String, Existing>> {
+    let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    let mut out = HashMap::new();
+    while !rest.is_empty() {
+        let mut f = rest.splitn(9, ' ');
+        let mut next = || f.next();
+        let (id, content_hash, status, last_seen_run, list_hash, summary_hash, needs, len) = (
+            next()?,
+            next()?,
+            next()?,
+            next()?,
+            next()?,
+            next()?,
+            next()?,
+            next()?,
+        );
+        let tail = next()?;
+        let len: usize = len.parse().ok()?;
+        let remote_id = tail.get(..len)?;
+        rest = &tail[len..];
+        out.insert(
+            remote_id.to_owned(),
+            Existing {
+                id: id.to_owned(),
+                content_hash: content_hash.to_owned(),
+                status: status.to_owned(),
+                last_seen_run: some(last_seen_run),
+                list_hash: some(list_hash),
+                summary_hash: some(summary_hash),
+                needs_details: needs == "1",
+            },
+        );
+    }
+    Some(out)
 }
 
 /// The checkpoint name marking a run's removals of `table` as done.
@@ -554,13 +590,10 @@ fn upsert_columns(table: Table) -> Vec<(&'static str, Slot)> {
         ("first_seen_at", Slot::Bind),
         ("last_seen_at", Slot::Bind),
         ("updated_at", Slot::Bind),
+        ("list_hash", Slot::Bind),
     ]);
     if devices {
-        cols.extend([
-            ("summary_hash", Slot::Bind),
-            ("list_hash", Slot::Bind),
-            ("needs_details", Slot::Bind),
-        ]);
+        cols.extend([("summary_hash", Slot::Bind), ("needs_details", Slot::Bind)]);
     }
     cols
 }
@@ -615,12 +648,10 @@ async fn upsert_rows(
                 .bind(page.run.id)
                 .bind(at)
                 .bind(at)
-                .bind(at);
+                .bind(at)
+                .bind(&w.list_hash);
             if let Some(d) = &w.device {
-                q = q
-                    .bind(&d.summary_hash)
-                    .bind(&d.list_hash)
-                    .bind(d.needs_details as i64);
+                q = q.bind(&d.summary_hash).bind(d.needs_details as i64);
             }
         }
         q.execute(&mut **tx).await?;
@@ -817,4 +848,34 @@ async fn replace_apps(
         q.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn existing_text_survives_any_remote_id() {
+        // Vendor ids may hold the separator and multi-byte characters.
+        let text = "dev_a h1 active run_1 f1 s1 1 5 a b c\
+                    dev_b h2 removed    0 3 ü ";
+        let rows = parse_existing(text).unwrap();
+        assert_eq!(rows.len(), 2);
+        let a = &rows["a b c"];
+        assert_eq!(
+            (a.id.as_str(), a.status.as_str(), a.needs_details),
+            ("dev_a", "active", true)
+        );
+        assert_eq!(a.last_seen_run.as_deref(), Some("run_1"));
+        assert_eq!(a.list_hash.as_deref(), Some("f1"));
+        let b = &rows["ü "];
+        assert_eq!(
+            (b.last_seen_run.as_ref(), b.list_hash.as_ref()),
+            (None, None)
+        );
+        assert_eq!(b.summary_hash, None);
+        assert!(!b.needs_details);
+        assert!(parse_existing("dev_a h1 active run_1 f1 s1 1 9 short").is_none());
+        assert!(parse_existing("").unwrap().is_empty());
+    }
 }

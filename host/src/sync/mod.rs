@@ -31,7 +31,9 @@ use crate::store::runs::{Lease, RunCounts, RunRef, RunRow};
 use crate::store::{Store, StoreError, now, stamp};
 use crate::webhooks;
 use crate::webhooks::events::run_finished;
-use record::{Incoming, apps_hash, content_hash, merge, parse_object, projections, summary_hash};
+use record::{
+    Incoming, apps_hash, content_hash, fingerprint, merge, parse_object, projections, summary_hash,
+};
 
 /// Tunables of a sync.
 #[derive(Debug, Clone)]
@@ -360,23 +362,42 @@ struct RunCtx<'a> {
 
 /// A listed page, split for storing.
 struct Listed {
-    incoming: Vec<Incoming>,
+    records: Vec<ListedRecord>,
     errors: Vec<(Option<String>, String)>,
     next: Option<String>,
     complete: bool,
 }
 
+/// A listed record with its id and fingerprint: only a record whose
+/// fingerprint changed is normalized for storing.
+struct ListedRecord {
+    remote_id: String,
+    fingerprint: String,
+    entity: Entity,
+}
+
 impl Listed {
-    fn new(page: &Page) -> Self {
+    fn new(page: Page) -> Self {
         Self {
-            incoming: page.records.iter().map(Incoming::new).collect(),
+            complete: page.next_cursor.is_none(),
             errors: page
                 .errors
-                .iter()
-                .map(|e| (e.remote_id.clone(), e.message.clone()))
+                .into_iter()
+                .map(|e| (e.remote_id, e.message))
                 .collect(),
-            next: page.next_cursor.clone(),
-            complete: page.next_cursor.is_none(),
+            next: page.next_cursor,
+            records: page
+                .records
+                .into_iter()
+                .map(|entity| {
+                    let (remote_id, fingerprint) = fingerprint(&entity);
+                    ListedRecord {
+                        remote_id,
+                        fingerprint,
+                        entity,
+                    }
+                })
+                .collect(),
         }
     }
 }
@@ -498,7 +519,7 @@ impl RunCtx<'_> {
         let _fetching = AbortOnDrop(tokio::spawn(async move {
             while let Some(page) = pager.next().await.transpose() {
                 let failed = page.is_err();
-                if tx.send(page.map(|p| Listed::new(&p))).await.is_err() || failed {
+                if tx.send(page.map(Listed::new)).await.is_err() || failed {
                     break;
                 }
             }
@@ -519,7 +540,7 @@ impl RunCtx<'_> {
         l: Listed,
     ) -> Result<(), SyncError> {
         let counts = self
-            .store_page(table, kind, l.incoming, l.errors, l.next, l.complete)
+            .store_page(table, kind, l.records, l.errors, l.next, l.complete)
             .await?;
         self.report(kind, counts);
         Ok(())
@@ -531,15 +552,15 @@ impl RunCtx<'_> {
         &self,
         table: Table,
         kind: &str,
-        incoming: Vec<Incoming>,
+        listed: Vec<ListedRecord>,
         errors: Vec<(Option<String>, String)>,
         next: Option<String>,
         complete: bool,
     ) -> Result<RunCounts, SyncError> {
         // The last occurrence of a remote id in a page wins.
-        let mut by_id: HashMap<String, Incoming> = HashMap::with_capacity(incoming.len());
-        let mut order = Vec::with_capacity(incoming.len());
-        for rec in incoming {
+        let mut by_id: HashMap<String, ListedRecord> = HashMap::with_capacity(listed.len());
+        let mut order = Vec::with_capacity(listed.len());
+        for rec in listed {
             if !by_id.contains_key(&rec.remote_id) {
                 order.push(rec.remote_id.clone());
             }
@@ -559,19 +580,14 @@ impl RunCtx<'_> {
         };
         let mut upserts = Vec::new();
         let mut unchanged = Vec::new();
-        // First pass: what the listing alone shows unchanged needs no merge.
+        // First pass: a record listed exactly as last time is unchanged.
         let mut changed = Vec::new();
         for remote_id in order {
             let rec = by_id.remove(&remote_id).expect("collected above");
             let old = existing.get(&remote_id);
-            let summary = serde_json::to_string(&rec.fields).expect("JSON serializes");
-            let list_hash = content_hash(&summary, &rec.remote_data);
-            let same = match (table, old) {
-                (_, None) => false,
-                (_, Some(o)) if o.status != "active" => false,
-                (Table::Devices, Some(o)) => o.list_hash.as_deref() == Some(list_hash.as_str()),
-                (_, Some(o)) => o.content_hash == list_hash,
-            };
+            let same = old.is_some_and(|o| {
+                o.status == "active" && o.list_hash.as_deref() == Some(rec.fingerprint.as_str())
+            });
             // Seen earlier in this run (offset paging can show a record on
             // two pages): stored again if changed, but counted once.
             let again = old.is_some_and(|o| o.last_seen_run.as_deref() == Some(self.run.id));
@@ -579,7 +595,9 @@ impl RunCtx<'_> {
                 counts.unchanged += !again as i64;
                 unchanged.push(remote_id);
             } else {
-                changed.push((remote_id, rec, summary, list_hash, again));
+                let incoming = Incoming::new(&rec.entity);
+                let summary = serde_json::to_string(&incoming.fields).expect("JSON serializes");
+                changed.push((remote_id, incoming, summary, rec.fingerprint, again));
             }
         }
         // Second pass: merge changed devices with their stored details.
@@ -608,7 +626,11 @@ impl RunCtx<'_> {
             };
             let hash = content_hash(&record, &rec.remote_data);
             match old {
-                Some(o) if o.status == "active" && o.content_hash == hash => {}
+                // Listed differently, stored the same (a check-in time
+                // the detail already had, or an older fingerprint).
+                Some(o) if o.status == "active" && o.content_hash == hash => {
+                    counts.unchanged += !again as i64
+                }
                 Some(_) => counts.updated += !again as i64,
                 None => counts.created += 1,
             }
@@ -626,7 +648,6 @@ impl RunCtx<'_> {
                 DeviceSummaryWrite {
                     summary,
                     summary_hash: s_hash,
-                    list_hash,
                     needs_details: needs,
                 }
             });
@@ -636,6 +657,7 @@ impl RunCtx<'_> {
                 record,
                 remote_data: rec.remote_data,
                 content_hash: hash,
+                list_hash,
                 device,
             });
         }

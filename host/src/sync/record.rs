@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use xxhash_rust::xxh3::xxh3_128;
 
 use crate::contract::Entity;
 use crate::model;
@@ -72,6 +73,22 @@ pub fn merge(
         out.insert("completeness".into(), "full".into());
     }
     out
+}
+
+/// The record's id and a fingerprint of everything the connector said about
+/// it: a listing whose fingerprint matches the stored one is unchanged,
+/// recognized without normalizing, merging or hashing the record.
+/// XXH3-128 (change detection, not integrity) of its postcard encoding
+/// (strings as length and bytes: no JSON escaping of `remote-data`).
+pub fn fingerprint(e: &Entity) -> (String, String) {
+    let remote_id = match e {
+        Entity::Device(d) => &d.remote_id,
+        Entity::User(u) => &u.remote_id,
+        Entity::App(a) => &a.remote_id,
+        Entity::Organization(o) => &o.remote_id,
+    };
+    let bytes = postcard::to_allocvec(e).expect("records serialize");
+    (remote_id.clone(), format!("{:032x}", xxh3_128(&bytes)))
 }
 
 /// Hash of a stored record's content.

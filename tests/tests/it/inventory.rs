@@ -613,6 +613,7 @@ async fn without_a_confirming_get_removal_takes_two_complete_passes() {
             record: format!(r#"{{"remote_id":"{id}","name":"{id}"}}"#),
             remote_data: "{}".into(),
             content_hash: id.into(),
+            list_hash: id.into(),
             projections: vec![Some(id.into())],
             device: None,
         };
