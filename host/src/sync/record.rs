@@ -75,6 +75,11 @@ pub fn merge(
     out
 }
 
+/// Version of what the host makes of a connector's record (`model`'s
+/// normalizing, [`merge`], [`projections`]): bumped when that changes, so
+/// that stored records are rewritten although their listing is the same.
+const NORMALIZATION: u8 = 1;
+
 /// The record's id and a fingerprint of everything the connector said about
 /// it: a listing whose fingerprint matches the stored one is unchanged,
 /// recognized without normalizing, merging or hashing the record.
@@ -87,7 +92,7 @@ pub fn fingerprint(e: &Entity) -> (String, String) {
         Entity::App(a) => &a.remote_id,
         Entity::Organization(o) => &o.remote_id,
     };
-    let bytes = postcard::to_allocvec(e).expect("records serialize");
+    let bytes = postcard::to_extend(e, vec![NORMALIZATION]).expect("records serialize");
     (remote_id.clone(), format!("{:032x}", xxh3_128(&bytes)))
 }
 
@@ -185,6 +190,30 @@ mod tests {
         assert_eq!(m["extra"], json!({"a": "1", "b": "2"}));
         assert_eq!(m["assigned_user"]["name"], "X");
         assert_eq!(merge(&summary, None), summary);
+    }
+
+    #[test]
+    fn a_fingerprint_changes_with_anything_the_connector_said() {
+        use crate::contract::{Organization, OrganizationKind};
+        let org = |name: &str, remote_data: &str| {
+            Entity::Organization(Organization {
+                remote_id: "o1".into(),
+                name: name.into(),
+                kind: OrganizationKind::Site,
+                remote_data: remote_data.into(),
+                extra: vec![],
+            })
+        };
+        let (id, a) = fingerprint(&org("HQ", r#"{"id":"o1"}"#));
+        assert_eq!(id, "o1");
+        assert_eq!(a, fingerprint(&org("HQ", r#"{"id":"o1"}"#)).1);
+        assert_ne!(a, fingerprint(&org("HQ2", r#"{"id":"o1"}"#)).1);
+        assert_ne!(a, fingerprint(&org("HQ", r#"{"id":"o1","x":1}"#)).1);
+        // Field boundaries count: no two records share an encoding.
+        assert_ne!(
+            fingerprint(&org("HQ", "a")).1,
+            fingerprint(&org("HQa", "")).1
+        );
     }
 
     #[test]
