@@ -6,3 +6,8 @@
 -- too; the hashes of older versions simply differ once.
 ALTER TABLE users ADD COLUMN list_hash TEXT;
 ALTER TABLE organizations ADD COLUMN list_hash TEXT;
+
+-- What the account's devices were last linked against (the workspace's
+-- user count and newest user change): a run that changed nothing skips
+-- relinking every device when the users are as they were.
+ALTER TABLE accounts ADD COLUMN link_signature TEXT;

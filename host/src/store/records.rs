@@ -490,6 +490,49 @@ impl Store {
         Ok(removed)
     }
 
+    /// Links the account's devices as [`Store::link`] does, unless nothing
+    /// a link depends on changed since the account's last link: this run
+    /// created, updated and removed nothing, and the workspace's users
+    /// (their number and newest change) are as they were. Returns whether
+    /// it linked.
+    pub async fn link_if_changed(
+        &self,
+        account_id: &str,
+        run: &RunRef<'_>,
+    ) -> Result<bool, StoreError> {
+        let changes: i64 =
+            sqlx::query_scalar("SELECT created + updated + removed FROM sync_runs WHERE id = $1")
+                .bind(run.id)
+                .fetch_one(self.pool())
+                .await?;
+        let (users, newest): (i64, Option<String>) = sqlx::query_as(
+            "SELECT COUNT(*), MAX(u.updated_at) FROM users u JOIN accounts a \
+             ON a.id = u.account_id WHERE a.workspace_id = \
+             (SELECT workspace_id FROM accounts WHERE id = $1)",
+        )
+        .bind(account_id)
+        .fetch_one(self.pool())
+        .await?;
+        let signature = format!("{users} {}", newest.unwrap_or_default());
+        let linked: Option<String> =
+            sqlx::query_scalar("SELECT link_signature FROM accounts WHERE id = $1")
+                .bind(account_id)
+                .fetch_one(self.pool())
+                .await?;
+        if changes == 0 && linked.as_deref() == Some(signature.as_str()) {
+            return Ok(false);
+        }
+        self.link(account_id).await?;
+        // The users as they were before linking: a change made meanwhile
+        // makes the next run link again.
+        sqlx::query("UPDATE accounts SET link_signature = $2 WHERE id = $1")
+            .bind(account_id)
+            .bind(&signature)
+            .execute(self.pool())
+            .await?;
+        Ok(true)
+    }
+
     /// Links the account's devices to users by exact (case-insensitive)
     /// email, preferring a user of the same account, and to organizations
     /// by remote id.

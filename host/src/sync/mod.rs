@@ -486,7 +486,9 @@ impl RunCtx<'_> {
             self.removals(kind, table).await?;
         }
         self.check_lease()?;
-        self.store().link(&self.account.id).await?;
+        self.store()
+            .link_if_changed(&self.account.id, &self.run)
+            .await?;
         Ok(())
     }
 

@@ -585,29 +585,136 @@ async fn iru_and_intune_sync_concurrently_and_one_process_runs_each() {
     }
 }
 
+/// An account row of the default workspace with no usable connector
+/// config: for store tests that write pages themselves.
+async fn bare_account(store: &Store, name: &str) -> AccountRow {
+    let account = AccountRow {
+        id: format!("acc_{name}"),
+        workspace_id: "default".into(),
+        name: name.into(),
+        connector: "iru".into(),
+        config: BTreeMap::new(),
+        sealed_secrets: "v1:none".into(),
+        endpoints: vec![],
+        rate_limit: None,
+        sync_interval_secs: 3600,
+        next_sync_at: mdmhub::store::now(),
+        lease_holder: None,
+        lease_expires_at: None,
+        created_at: mdmhub::store::now(),
+        updated_at: mdmhub::store::now(),
+    };
+    store.insert_account(&account).await.unwrap();
+    account
+}
+
+#[tokio::test]
+async fn devices_are_relinked_when_a_user_of_another_account_goes() {
+    use mdmhub::store::records::{DeviceSummaryWrite, PageWrite, RowWrite, Table};
+    use mdmhub::store::runs::{RunCounts, RunRef};
+    for place in places("relink").await {
+        let store = Store::open(&place.url).await.unwrap();
+        let laptops = bare_account(&store, "laptops").await;
+        let people = bare_account(&store, "people").await;
+        // Writes one page of `table` for `account` in a run of its own
+        // (an empty page: nothing changed); returns the run's id.
+        let page = |account: &AccountRow, table: Table, upserts: Vec<RowWrite>| {
+            let store = store.clone();
+            let account = account.clone();
+            async move {
+                let run = store.start_run(&account.id, "manual", "h").await.unwrap();
+                let r = RunRef {
+                    id: &run.id,
+                    holder: "h",
+                };
+                let counts = RunCounts {
+                    created: upserts.len() as i64,
+                    ..RunCounts::default()
+                };
+                store
+                    .write_page(&PageWrite {
+                        table,
+                        account_id: &account.id,
+                        run: r,
+                        kind: table.name(),
+                        upserts,
+                        unchanged: vec![],
+                        errors: vec![],
+                        counts,
+                        next_cursor: None,
+                        complete: true,
+                        checkpoint: true,
+                    })
+                    .await
+                    .unwrap();
+                run.id
+            }
+        };
+        let row = |remote_id: &str, projections: Vec<Option<String>>, device: bool| RowWrite {
+            remote_id: remote_id.into(),
+            record: "{}".into(),
+            remote_data: "{}".into(),
+            content_hash: "h".into(),
+            list_hash: "f".into(),
+            projections,
+            device: device.then(|| DeviceSummaryWrite {
+                summary: "{}".into(),
+                summary_hash: "s".into(),
+                needs_details: false,
+            }),
+        };
+        let mut mac = vec![None; Table::Devices.projections().len()];
+        mac[5] = Some("dana@example.com".to_owned());
+        let dana = vec![Some("dana@example.com".to_owned()), Some("Dana".to_owned())];
+        let user_run = page(&people, Table::Users, vec![row("u1", dana, false)]).await;
+        let run = page(&laptops, Table::Devices, vec![row("d1", mac, true)]).await;
+        let link = |run: String| {
+            let store = store.clone();
+            let id = laptops.id.clone();
+            async move {
+                let r = RunRef {
+                    id: &run,
+                    holder: "h",
+                };
+                store.link_if_changed(&id, &r).await.unwrap()
+            }
+        };
+        let user_of_d1 = || {
+            let store = store.clone();
+            let id = mdmhub::store::record_id("dev", &laptops.id, "d1");
+            async move { store.device(&id).await.unwrap().unwrap()["user_id"].clone() }
+        };
+        assert!(link(run).await, "a run that created devices links");
+        let dana_id = mdmhub::store::record_id("usr", &people.id, "u1");
+        assert_eq!(
+            user_of_d1().await,
+            dana_id.as_str(),
+            "another account's user"
+        );
+        let quiet = page(&laptops, Table::Devices, vec![]).await;
+        assert!(!link(quiet).await, "nothing changed: no relinking");
+        // The other account's user goes: the next quiet run relinks.
+        let r = RunRef {
+            id: &user_run,
+            holder: "h",
+        };
+        store
+            .mark_removed(Table::Users, &r, &[dana_id])
+            .await
+            .unwrap();
+        let quiet = page(&laptops, Table::Devices, vec![]).await;
+        assert!(link(quiet).await, "a user of the workspace changed");
+        assert!(user_of_d1().await.is_null(), "no active user has the email");
+    }
+}
+
 #[tokio::test]
 async fn without_a_confirming_get_removal_takes_two_complete_passes() {
     use mdmhub::store::records::{PageWrite, RowWrite, Table};
     use mdmhub::store::runs::{RunCounts, RunRef};
     for place in places("twopass").await {
         let store = Store::open(&place.url).await.unwrap();
-        let account = AccountRow {
-            id: "acc_twopass".into(),
-            workspace_id: "default".into(),
-            name: "twopass".into(),
-            connector: "iru".into(),
-            config: BTreeMap::new(),
-            sealed_secrets: "v1:none".into(),
-            endpoints: vec![],
-            rate_limit: None,
-            sync_interval_secs: 3600,
-            next_sync_at: mdmhub::store::now(),
-            lease_holder: None,
-            lease_expires_at: None,
-            created_at: mdmhub::store::now(),
-            updated_at: mdmhub::store::now(),
-        };
-        store.insert_account(&account).await.unwrap();
+        let account = bare_account(&store, "twopass").await;
         let org = |id: &str| RowWrite {
             remote_id: id.into(),
             record: format!(r#"{{"remote_id":"{id}","name":"{id}"}}"#),
