@@ -608,48 +608,52 @@ async fn bare_account(store: &Store, name: &str) -> AccountRow {
     account
 }
 
+/// Writes `upserts` as the one, complete page of `table` in a new run of
+/// `account` (counted as created; an empty page changes nothing); returns
+/// the run's id.
+async fn complete_page(
+    store: &Store,
+    account: &AccountRow,
+    table: mdmhub::store::records::Table,
+    upserts: Vec<mdmhub::store::records::RowWrite>,
+) -> String {
+    use mdmhub::store::records::PageWrite;
+    use mdmhub::store::runs::{RunCounts, RunRef};
+    let run = store.start_run(&account.id, "manual", "h").await.unwrap();
+    let counts = RunCounts {
+        created: upserts.len() as i64,
+        ..RunCounts::default()
+    };
+    store
+        .write_page(&PageWrite {
+            table,
+            account_id: &account.id,
+            run: RunRef {
+                id: &run.id,
+                holder: "h",
+            },
+            kind: table.name(),
+            upserts,
+            unchanged: vec![],
+            errors: vec![],
+            counts,
+            next_cursor: None,
+            complete: true,
+            checkpoint: true,
+        })
+        .await
+        .unwrap();
+    run.id
+}
+
 #[tokio::test]
 async fn devices_are_relinked_when_a_user_of_another_account_goes() {
-    use mdmhub::store::records::{DeviceSummaryWrite, PageWrite, RowWrite, Table};
-    use mdmhub::store::runs::{RunCounts, RunRef};
+    use mdmhub::store::records::{DeviceSummaryWrite, RowWrite, Table};
+    use mdmhub::store::runs::RunRef;
     for place in places("relink").await {
         let store = Store::open(&place.url).await.unwrap();
         let laptops = bare_account(&store, "laptops").await;
         let people = bare_account(&store, "people").await;
-        // Writes one page of `table` for `account` in a run of its own
-        // (an empty page: nothing changed); returns the run's id.
-        let page = |account: &AccountRow, table: Table, upserts: Vec<RowWrite>| {
-            let store = store.clone();
-            let account = account.clone();
-            async move {
-                let run = store.start_run(&account.id, "manual", "h").await.unwrap();
-                let r = RunRef {
-                    id: &run.id,
-                    holder: "h",
-                };
-                let counts = RunCounts {
-                    created: upserts.len() as i64,
-                    ..RunCounts::default()
-                };
-                store
-                    .write_page(&PageWrite {
-                        table,
-                        account_id: &account.id,
-                        run: r,
-                        kind: table.name(),
-                        upserts,
-                        unchanged: vec![],
-                        errors: vec![],
-                        counts,
-                        next_cursor: None,
-                        complete: true,
-                        checkpoint: true,
-                    })
-                    .await
-                    .unwrap();
-                run.id
-            }
-        };
         let row = |remote_id: &str, projections: Vec<Option<String>>, device: bool| RowWrite {
             remote_id: remote_id.into(),
             record: "{}".into(),
@@ -666,6 +670,7 @@ async fn devices_are_relinked_when_a_user_of_another_account_goes() {
         let mut mac = vec![None; Table::Devices.projections().len()];
         mac[5] = Some("dana@example.com".to_owned());
         let dana = vec![Some("dana@example.com".to_owned()), Some("Dana".to_owned())];
+        let page = |account, table, upserts| complete_page(&store, account, table, upserts);
         let user_run = page(&people, Table::Users, vec![row("u1", dana, false)]).await;
         let run = page(&laptops, Table::Devices, vec![row("d1", mac, true)]).await;
         let link = |run: String| {
@@ -710,8 +715,8 @@ async fn devices_are_relinked_when_a_user_of_another_account_goes() {
 
 #[tokio::test]
 async fn without_a_confirming_get_removal_takes_two_complete_passes() {
-    use mdmhub::store::records::{PageWrite, RowWrite, Table};
-    use mdmhub::store::runs::{RunCounts, RunRef};
+    use mdmhub::store::records::{RowWrite, Table};
+    use mdmhub::store::runs::RunRef;
     for place in places("twopass").await {
         let store = Store::open(&place.url).await.unwrap();
         let account = bare_account(&store, "twopass").await;
@@ -729,27 +734,12 @@ async fn without_a_confirming_get_removal_takes_two_complete_passes() {
             let store = store.clone();
             let account = account.clone();
             async move {
-                let run = store.start_run(&account.id, "manual", "h").await.unwrap();
+                let upserts = seen.iter().map(|id| org(id)).collect();
+                let run = complete_page(&store, &account, Table::Organizations, upserts).await;
                 let r = RunRef {
-                    id: &run.id,
+                    id: &run,
                     holder: "h",
                 };
-                store
-                    .write_page(&PageWrite {
-                        table: Table::Organizations,
-                        account_id: &account.id,
-                        run: r,
-                        kind: "organizations",
-                        upserts: seen.iter().map(|id| org(id)).collect(),
-                        unchanged: vec![],
-                        errors: vec![],
-                        counts: RunCounts::default(),
-                        next_cursor: None,
-                        complete: true,
-                        checkpoint: true,
-                    })
-                    .await
-                    .unwrap();
                 let removed = store
                     .remove_missing(Table::Organizations, &account.id, &r)
                     .await
