@@ -16,7 +16,7 @@ use mdmhub::secrets::MasterKey;
 use mdmhub::store::Store;
 use mdmhub::store::accounts::AccountRow;
 use mdmhub::sync::{SyncOptions, Syncer};
-use mdmhub_tests::sim::control::Faults;
+use mdmhub_tests::sim::control::{BudgetSpec, Faults};
 use mdmhub_tests::sim::iru::{IruOptions, IruSim};
 use mdmhub_tests::sim::server::Running;
 use reqwest::StatusCode;
@@ -77,12 +77,14 @@ fn input(base_url: &str) -> AccountInput {
     }
 }
 
-async fn sim(devices: usize, seed: u64) -> (Arc<IruSim>, Running) {
+/// An Iru simulator of `devices` (fleet `seed`) spending `budget`.
+async fn sim(devices: usize, seed: u64, budget: BudgetSpec) -> (Arc<IruSim>, Running) {
     IruSim::spawn(
         IruOptions {
             devices,
             seed,
             token: TOKEN.into(),
+            budget,
             ..IruOptions::default()
         },
         0,
@@ -157,7 +159,7 @@ fn syncer(accounts: &Accounts) -> Syncer {
 
 /// A server on a free loopback port: its base URL, its stop signal and its task.
 async fn start_server(
-    accounts: &Accounts,
+    syncer: Syncer,
     options: ServeOptions,
 ) -> (
     String,
@@ -174,7 +176,7 @@ async fn start_server(
         api_endpoints: true,
         ..options
     };
-    let server = tokio::spawn(api::serve(listener, syncer(accounts), options, async {
+    let server = tokio::spawn(api::serve(listener, syncer, options, async {
         let _ = stopped.await;
     }));
     (base, stop, server)
@@ -182,8 +184,9 @@ async fn start_server(
 
 /// [`world`], served with `options` (scheduling off, endpoints allowed).
 async fn world_with(url: &str, options: ServeOptions) -> World {
-    let (sim_a, srv_a) = sim(DEVICES, 1).await;
-    let (_sim_b, srv_b) = sim(15, 2).await;
+    let iru_budget = IruOptions::default().budget;
+    let (sim_a, srv_a) = sim(DEVICES, 1, iru_budget).await;
+    let (_sim_b, srv_b) = sim(15, 2, iru_budget).await;
     let accounts = iru_accounts(url).await;
     let store = accounts.store.clone();
     let acme = accounts
@@ -208,7 +211,7 @@ async fn world_with(url: &str, options: ServeOptions) -> World {
             "succeeded"
         );
     }
-    let (base, stop, server) = start_server(&accounts, options).await;
+    let (base, stop, server) = start_server(syncer, options).await;
     World {
         accounts,
         sim_a,
@@ -292,7 +295,7 @@ impl World {
 
     /// Starts a server again (after [`Self::stop_server`]) over the same database.
     async fn start_again(&mut self, options: ServeOptions) {
-        let (base, stop, server) = start_server(&self.accounts, options).await;
+        let (base, stop, server) = start_server(syncer(&self.accounts), options).await;
         (self.base, self.stop, self.server) = (base, Some(stop), server);
     }
 }

@@ -10,17 +10,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mdmhub::accounts::AccountInput;
-use mdmhub::api::{self, ServeOptions};
+use mdmhub::api::ServeOptions;
 use mdmhub::store::accounts::AccountRow;
 use mdmhub::store::runs::RunRow;
 use mdmhub::sync::{Progress, ProgressFn, SyncError, SyncOptions, Syncer};
 use mdmhub_tests::sim::control::BudgetSpec;
-use mdmhub_tests::sim::iru::{IruOptions, IruSim};
-use mdmhub_tests::sim::server::Running;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{TOKEN, World, databases, input, iru_accounts};
+use super::{World, databases, input, iru_accounts, sim, start_server};
 
 /// Devices synced before the walks.
 const FLEET: usize = 10_000;
@@ -29,23 +27,6 @@ const SECOND: usize = 1_000;
 /// Page sizes, cycled page by page: a cursor must not depend on the size
 /// of the page that made it.
 const LIMITS: [usize; 5] = [100, 1000, 337, 250, 999];
-
-/// A simulator without Iru's hourly budget (10,000 devices need ~30,000
-/// requests for their first sync).
-async fn big_sim(devices: usize, seed: u64) -> (Arc<IruSim>, Running) {
-    IruSim::spawn(
-        IruOptions {
-            devices,
-            seed,
-            token: TOKEN.into(),
-            budget: BudgetSpec::unlimited(),
-            ..IruOptions::default()
-        },
-        0,
-    )
-    .await
-    .unwrap()
-}
 
 /// Iru's 10,000/h bucket lifted for the account, as an operator would.
 fn unlimited(base_url: &str) -> AccountInput {
@@ -58,8 +39,10 @@ fn unlimited(base_url: &str) -> AccountInput {
 /// Workspace `default` with `acme` (FLEET devices) and `second` (SECOND
 /// devices), both saved but never synced, a serving API, and a syncer.
 async fn big_world(url: &str) -> (World, Syncer) {
-    let (sim_a, srv_a) = big_sim(FLEET, 11).await;
-    let (_sim_b, srv_b) = big_sim(SECOND, 12).await;
+    // Without Iru's hourly budget: 10,000 devices need ~30,000 requests
+    // for their first sync.
+    let (sim_a, srv_a) = sim(FLEET, 11, BudgetSpec::unlimited()).await;
+    let (_sim_b, srv_b) = sim(SECOND, 12, BudgetSpec::unlimited()).await;
     let accounts = iru_accounts(url).await;
     let store = accounts.store.clone();
     let acme = accounts
@@ -79,17 +62,7 @@ async fn big_world(url: &str) -> (World, Syncer) {
             ..SyncOptions::default()
         },
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let options = ServeOptions {
-        schedule: false,
-        grace: Duration::from_secs(30),
-        ..ServeOptions::default()
-    };
-    let server = tokio::spawn(api::serve(listener, syncer.clone(), options, async {
-        let _ = stopped.await;
-    }));
+    let (base, stop, server) = start_server(syncer.clone(), ServeOptions::default()).await;
     let w = World {
         accounts,
         sim_a,
