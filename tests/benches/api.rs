@@ -140,9 +140,18 @@ async fn run(devices: usize, connections: usize, secs: Duration, sync_devices: u
         "api: GET /v1/devices?limit={PAGE} over {devices} devices (SQLite), {connections} keep-alive connections, {} s per measurement",
         secs.as_secs()
     );
-    load.measure(Duration::from_secs(1)).await; // warm-up
+    load.measure(Duration::from_secs(
+        env_usize("MDMHUB_BENCH_WARMUP", 1) as u64
+    ))
+    .await; // warm-up
     let alone = load.measure(secs).await;
     alone.print("alone");
+    if let Some((bytes, records)) = store.list_cache_usage() {
+        println!(
+            "  list cache: {records} records, {:.1} MiB",
+            bytes as f64 / (1 << 20) as f64
+        );
+    }
 
     // A second account's first sync in the same process and database.
     let (_sim, srv) = sim(sync_devices, 2).await;

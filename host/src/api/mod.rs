@@ -209,6 +209,10 @@ pub struct ServeOptions {
     pub deliver_webhooks: bool,
     /// How webhooks are delivered (and which URLs subscriptions may use).
     pub webhooks: DeliveryOptions,
+    /// Bytes of records kept ready to list in memory (see
+    /// [`crate::store::Store::cache_lists`]); 0 reads every page's
+    /// records from the database.
+    pub list_cache_bytes: u64,
 }
 
 impl Default for ServeOptions {
@@ -221,6 +225,7 @@ impl Default for ServeOptions {
             api_endpoints: false,
             deliver_webhooks: true,
             webhooks: DeliveryOptions::default(),
+            list_cache_bytes: 256 << 20,
         }
     }
 }
@@ -235,6 +240,7 @@ pub async fn serve(
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let shutdown = CancellationToken::new();
+    syncer.accounts.store.cache_lists(options.list_cache_bytes);
     let state = AppState::new(syncer.clone(), shutdown.clone(), &options);
     let dispatcher = if options.deliver_webhooks {
         let accounts = &syncer.accounts;

@@ -41,6 +41,10 @@ pub struct ServeArgs {
     /// Do not deliver webhooks from this process (another replica does).
     #[arg(long)]
     pub no_webhooks: bool,
+    /// MiB of records kept ready to list in memory, checked against the
+    /// database on every page (0 turns it off).
+    #[arg(long, default_value_t = 256)]
+    pub list_cache_mib: u64,
 }
 
 impl ServeArgs {
@@ -70,6 +74,7 @@ impl ServeArgs {
                 allow_private: self.allow_private_webhooks,
                 ..DeliveryOptions::default()
             },
+            list_cache_bytes: self.list_cache_mib << 20,
             ..ServeOptions::default()
         };
         let syncer = Syncer::new(accounts, SyncOptions::default());

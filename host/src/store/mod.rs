@@ -9,12 +9,15 @@
 pub mod accounts;
 pub mod audit;
 pub mod keys;
+mod list_cache;
 pub mod query;
 pub mod records;
+mod render;
 pub mod runs;
 pub mod webhooks;
 
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions};
@@ -70,6 +73,8 @@ pub struct Store {
     /// file memory-mapped (no copy of each page read); the pool otherwise.
     reads: AnyPool,
     backend: Backend,
+    /// Records ready to list, once [`Store::cache_lists`] turns it on.
+    list_cache: Arc<OnceLock<list_cache::ListCache>>,
 }
 
 impl Store {
@@ -147,6 +152,7 @@ impl Store {
             pool,
             reads,
             backend,
+            list_cache: Arc::default(),
         })
     }
 
@@ -173,6 +179,23 @@ impl Store {
     /// The database kind.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Keeps up to `bytes` of records ready to list in memory for every
+    /// clone of this store (a server's lists; a one-shot CLI list gains
+    /// nothing from it). Records are still read from the database when
+    /// their content hash changed. The first call decides the size; 0
+    /// keeps none.
+    pub fn cache_lists(&self, bytes: u64) {
+        if bytes > 0 {
+            self.list_cache
+                .get_or_init(|| list_cache::ListCache::new(bytes));
+        }
+    }
+
+    /// Bytes and records held by the list cache, if it is on.
+    pub fn list_cache_usage(&self) -> Option<(u64, usize)> {
+        self.list_cache.get().map(|c| c.usage())
     }
 }
 

@@ -5,6 +5,8 @@ use serde_json::{Map, Value};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::list_cache::ListCache;
+use super::render::{AccountNames, Template, fields, record_json, render};
 use super::{Store, StoreError};
 
 /// What a list is of.
@@ -27,6 +29,23 @@ impl Listing {
             Listing::Users => "users",
             Listing::Apps => "apps",
             Listing::Organizations => "organizations",
+        }
+    }
+
+    /// The table alias whose `record` column holds the listing's JSON.
+    fn json(self) -> &'static str {
+        match self {
+            Listing::Devices => "d",
+            _ => "r",
+        }
+    }
+
+    /// The column that changes whenever the stored record does (what
+    /// [`ListCache`] entries are valid for), if the listing has one.
+    fn version(self) -> Option<&'static str> {
+        match self {
+            Listing::Apps => None,
+            _ => Some("r.content_hash"),
         }
     }
 }
@@ -76,20 +95,13 @@ pub struct TextPage {
     pub next: Option<String>,
 }
 
-/// An account's names, as records show them.
-#[derive(Debug)]
-struct AccountNames {
-    id: String,
-    name: String,
-    connector: String,
-}
-
 /// More accounts than this in one list are read with one sorted query
 /// rather than one ordered range per account.
 const MAX_RANGES: usize = 64;
 
 /// mdmhub's columns of each listing, as `(field, column)`, that records
-/// show beside the stored record (with `account` and `connector`).
+/// show beside the stored record (with `account` and `connector`); `id`
+/// and `account_id` first.
 fn meta_columns(listing: Listing) -> &'static [(&'static str, &'static str)] {
     match listing {
         Listing::Devices => &[
@@ -131,7 +143,12 @@ const UNIT: char = '\u{1f}';
 /// A page's query: its `FROM ... WHERE` (with `r` the listing's table),
 /// bound values, and the accounts its rows may belong to.
 struct Plan {
-    from_where: String,
+    /// `FROM` the listing's table, aliased `r`.
+    from: String,
+    /// The join that reads the listing's JSON (devices keep it in `device_data`).
+    join: &'static str,
+    /// `WHERE` and its conditions.
+    wheres: String,
     binds: Vec<String>,
     accounts: Vec<AccountNames>,
     /// Rows read: one more than the page, to tell if another follows.
@@ -175,10 +192,15 @@ impl Store {
         let Some(plan) = self.plan(listing, f).await? else {
             return Ok(TextPage::default());
         };
-        if f.omit_remote_data
-            && let Some(page) = self.joined(listing, &plan).await?
-        {
-            return Ok(page);
+        if f.omit_remote_data {
+            if let (Some(cache), Some(version)) = (self.list_cache.get(), listing.version())
+                && let Some(page) = self.cached(listing, &plan, cache, version).await?
+            {
+                return Ok(page);
+            }
+            if let Some(page) = self.joined(listing, &plan).await? {
+                return Ok(page);
+            }
         }
         let (rows, next) = self.rows(listing, f, &plan).await?;
         let mut records = Vec::with_capacity(rows.len() * 1536);
@@ -318,13 +340,10 @@ impl Store {
                 .join(" UNION ALL ");
             format!("r.id IN (SELECT id FROM ({ranges}) u ORDER BY id LIMIT {limit})")
         };
-        // Devices keep their JSON in `device_data`.
-        let join = match listing {
-            Listing::Devices => " JOIN device_data d ON d.device_id = r.id",
-            _ => "",
-        };
         Ok(Some(Plan {
-            from_where: format!("FROM {t} r{join} WHERE {wheres}"),
+            from: format!("FROM {t} r"),
+            join: json_join(listing),
+            wheres: format!("WHERE {wheres}"),
             binds,
             accounts,
             limit,
@@ -339,10 +358,6 @@ impl Store {
         f: &Filter,
         plan: &Plan,
     ) -> Result<(Vec<AnyRow>, Option<String>), StoreError> {
-        let json = match listing {
-            Listing::Devices => "d",
-            _ => "r",
-        };
         let remote = match (listing, f.omit_remote_data) {
             (_, true) => String::new(),
             (Listing::Devices, false) => ", d.remote_data, d.detail_remote_data".into(),
@@ -354,8 +369,12 @@ impl Store {
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
-            "SELECT {meta}, {json}.record{remote} {} ORDER BY r.id LIMIT {}",
-            plan.from_where, plan.limit
+            "SELECT {meta}, {}.record{remote} {}{} {} ORDER BY r.id LIMIT {}",
+            listing.json(),
+            plan.from,
+            plan.join,
+            plan.wheres,
+            plan.limit
         );
         let mut q = sqlx::query(&sql);
         for b in &plan.binds {
@@ -375,89 +394,171 @@ impl Store {
         Ok((rows, next))
     }
 
-    /// A page (without `remote_data`) read as one text: each row's
-    /// [`meta_columns`] (`=` and the value, or nothing for NULL) and its
-    /// record, joined by [`UNIT`], the rows by [`RECORD`] in id order.
-    /// `None` if that text is not as expected (then the rows are read).
-    async fn joined(&self, listing: Listing, plan: &Plan) -> Result<Option<TextPage>, StoreError> {
-        let json = match listing {
-            Listing::Devices => "d",
-            _ => "r",
-        };
-        let unit = format!("${}", plan.binds.len() + 1);
-        let record = format!("${}", plan.binds.len() + 2);
-        let mut row = String::new();
-        for (_, column) in meta_columns(listing) {
-            row.push_str(&format!("COALESCE('=' || {column}, '') || {unit} || "));
-        }
-        row.push_str(&format!("{json}.record"));
+    /// The rows `sql` selects as `x` (each a [`row_text`]) read as one
+    /// text, the rows joined by [`RECORD`] in no particular order: one row
+    /// from the database instead of one per record, each of which would
+    /// cost a hand-over between the database's thread and the caller's.
+    /// `sql` names the separators `$n+1` ([`UNIT`]) and `$n+2` ([`RECORD`])
+    /// after its `n` bound values.
+    async fn aggregated(&self, sql: &str, binds: &[&str]) -> Result<String, StoreError> {
         let sql = format!(
-            "SELECT string_agg(p.x, {record} ORDER BY p.id) FROM \
-             (SELECT r.id AS id, {row} AS x {} ORDER BY r.id LIMIT {}) p",
-            plan.from_where, plan.limit
+            "SELECT string_agg(p.x, ${}) FROM ({sql}) p",
+            binds.len() + 2
         );
         let mut q = sqlx::query_scalar::<_, Option<String>>(&sql);
-        for b in &plan.binds {
-            q = q.bind(b);
+        for b in binds {
+            q = q.bind(*b);
         }
-        let text = q
-            .bind(UNIT.to_string())
+        Ok(q.bind(UNIT.to_string())
             .bind(RECORD.to_string())
             .fetch_one(self.reads())
             .await?
-            .unwrap_or_default();
-        let meta = meta_columns(listing);
-        let page = plan.limit as usize - 1;
+            .unwrap_or_default())
+    }
+
+    /// A page's rows as one text (see [`Store::aggregated`]): each row's
+    /// [`row_text`] with `extra` columns, read with the listing's JSON
+    /// joined if `join`.
+    async fn page_text(
+        &self,
+        listing: Listing,
+        plan: &Plan,
+        extra: &[&str],
+        join: bool,
+    ) -> Result<String, StoreError> {
+        let unit = format!("${}", plan.binds.len() + 1);
+        let sql = format!(
+            "SELECT {} AS x {}{} {} ORDER BY r.id LIMIT {}",
+            row_text(listing, &unit, extra),
+            plan.from,
+            if join { plan.join } else { "" },
+            plan.wheres,
+            plan.limit
+        );
+        let binds: Vec<&str> = plan.binds.iter().map(String::as_str).collect();
+        self.aggregated(&sql, &binds).await
+    }
+
+    /// A page (without `remote_data`) read as one text (see
+    /// [`Store::aggregated`]): each row's [`row_text`] with its record.
+    /// `None` if that text is not as expected (then the rows are read).
+    async fn joined(&self, listing: Listing, plan: &Plan) -> Result<Option<TextPage>, StoreError> {
+        let record = format!("{}.record", listing.json());
+        let text = self.page_text(listing, plan, &[&record], true).await?;
+        let Some((rows, next)) = parse_page(listing, &text, 1, plan.limit as usize - 1) else {
+            return Ok(None);
+        };
         let mut out = TextPage {
-            records: Vec::with_capacity(text.len() + page * 256),
+            records: Vec::with_capacity(text.len() + rows.len() * 256),
+            next,
             ..TextPage::default()
         };
-        let mut values: Vec<(&str, Option<&str>)> = Vec::with_capacity(meta.len());
-        for row in text.split(RECORD).filter(|r| !r.is_empty()) {
-            if out.count == page {
-                out.next = values
-                    .iter()
-                    .find(|(k, _)| *k == "id")
-                    .and_then(|(_, v)| v.map(str::to_owned));
-                break;
-            }
-            values.clear();
-            let mut parts = row.split(UNIT);
-            for (field, _) in meta {
-                match parts.next() {
-                    Some("") => values.push((field, None)),
-                    Some(v) if v.starts_with('=') => values.push((field, Some(&v[1..]))),
-                    _ => return Ok(None),
-                }
-            }
-            let (Some(record), None) = (parts.next(), parts.next()) else {
-                return Ok(None);
-            };
-            let Some(account) = values
-                .iter()
-                .find(|(k, _)| *k == "account_id")
-                .and_then(|(_, v)| *v)
-                .and_then(|id| {
-                    plan.accounts
-                        .binary_search_by(|a| a.id.as_str().cmp(id))
-                        .ok()
-                })
-            else {
+        for row in &rows {
+            let Some(account) = account_named(&plan.accounts, row) else {
                 return Ok(None);
             };
             if out.count > 0 {
                 out.records.push(b',');
             }
-            render(
-                record,
-                &values,
-                &plan.accounts[account],
-                None,
-                &mut out.records,
-            );
+            render(row.extra[0], &row.values, account, None, &mut out.records);
             out.count += 1;
         }
         Ok(Some(out))
+    }
+
+    /// A page (without `remote_data`) written from [`ListCache`]d
+    /// templates: the page's rows are read without their records, then
+    /// the records of the rows not cached at their content hash are read
+    /// (with their fields again, so each record is written with fields
+    /// read in the same statement) and cached. `None` if a text is not as
+    /// expected.
+    async fn cached(
+        &self,
+        listing: Listing,
+        plan: &Plan,
+        cache: &ListCache,
+        version: &str,
+    ) -> Result<Option<TextPage>, StoreError> {
+        let text = self.page_text(listing, plan, &[version], false).await?;
+        let Some((rows, next)) = parse_page(listing, &text, 1, plan.limit as usize - 1) else {
+            return Ok(None);
+        };
+        let hits: Vec<_> = rows.iter().map(|r| cache.get(r.id(), r.extra[0])).collect();
+        let missing: Vec<&str> = rows
+            .iter()
+            .zip(&hits)
+            .filter(|(_, hit)| hit.is_none())
+            .map(|(r, _)| r.id())
+            .collect();
+        let fetched_text = match missing.is_empty() {
+            true => String::new(),
+            false => self.records_of(listing, version, &missing).await?,
+        };
+        let Some(fetched) = parse_rows(listing, &fetched_text, 2) else {
+            return Ok(None);
+        };
+        let fetched: std::collections::HashMap<&str, &ParsedRow<'_>> =
+            fetched.iter().map(|r| (r.id(), r)).collect();
+        let names = field_names(listing);
+        let mut out = TextPage {
+            records: Vec::with_capacity(rows.len() * 1536),
+            next,
+            ..TextPage::default()
+        };
+        let mut buf = Vec::with_capacity(names.len());
+        for (row, hit) in rows.iter().zip(hits) {
+            let (row, cached) = match hit {
+                Some(c) => (row, Some(c)),
+                // Gone since the page was read (its account removed).
+                None => match fetched.get(row.id()) {
+                    None => continue,
+                    Some(f) => {
+                        let template = Template::new(f.extra[1], &names);
+                        let cached = template.map(|t| cache.insert(f.id(), f.extra[0], t));
+                        (*f, cached)
+                    }
+                },
+            };
+            let Some(account) = account_named(&plan.accounts, row) else {
+                return Ok(None);
+            };
+            if out.count > 0 {
+                out.records.push(b',');
+            }
+            match cached {
+                Some(c) => {
+                    buf.clear();
+                    buf.extend(fields(&row.values, account, None));
+                    c.template.write(&buf, &mut out.records);
+                }
+                // Not the text serde_json stores: written the slow way.
+                None => render(row.extra[1], &row.values, account, None, &mut out.records),
+            }
+            out.count += 1;
+        }
+        Ok(Some(out))
+    }
+
+    /// The [`row_text`]s with `version` and record of `listing`'s records
+    /// `ids`, as one text (see [`Store::aggregated`]).
+    async fn records_of(
+        &self,
+        listing: Listing,
+        version: &str,
+        ids: &[&str],
+    ) -> Result<String, StoreError> {
+        let list = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let record = format!("{}.record", listing.json());
+        let sql = format!(
+            "SELECT {} AS x FROM {} r{} WHERE r.id IN ({list})",
+            row_text(listing, &format!("${}", ids.len() + 1), &[version, &record]),
+            listing.table(),
+            json_join(listing),
+        );
+        self.aggregated(&sql, ids).await
     }
 
     /// The accounts of `workspace` (only the one named or with id
@@ -585,6 +686,110 @@ impl Store {
     }
 }
 
+/// The join that reads `listing`'s JSON (devices keep it in `device_data`).
+fn json_join(listing: Listing) -> &'static str {
+    match listing {
+        Listing::Devices => " JOIN device_data d ON d.device_id = r.id",
+        _ => "",
+    }
+}
+
+/// SQL of a row read as text: each of [`meta_columns`] (`=` and the
+/// value, or nothing for NULL), then the `extra` expressions (never
+/// NULL), joined by the separator `unit` names.
+fn row_text(listing: Listing, unit: &str, extra: &[&str]) -> String {
+    let mut row: Vec<String> = meta_columns(listing)
+        .iter()
+        .map(|(_, column)| format!("COALESCE('=' || {column}, '')"))
+        .collect();
+    row.extend(extra.iter().map(|e| e.to_string()));
+    row.join(&format!(" || {unit} || "))
+}
+
+/// A row read by [`row_text`].
+#[derive(Debug)]
+struct ParsedRow<'a> {
+    /// [`meta_columns`]' values, by field.
+    values: Vec<(&'static str, Option<&'a str>)>,
+    /// The extra columns.
+    extra: Vec<&'a str>,
+}
+
+impl<'a> ParsedRow<'a> {
+    fn id(&self) -> &'a str {
+        self.values[0].1.unwrap_or_default()
+    }
+
+    fn account_id(&self) -> &'a str {
+        self.values[1].1.unwrap_or_default()
+    }
+}
+
+/// The rows of a text read by [`Store::aggregated`], each with `extra`
+/// columns after its fields; `None` if it is not such a text.
+fn parse_rows(listing: Listing, text: &str, extra: usize) -> Option<Vec<ParsedRow<'_>>> {
+    let meta = meta_columns(listing);
+    text.split(RECORD)
+        .filter(|r| !r.is_empty())
+        .map(|row| {
+            let mut parts = row.split(UNIT);
+            let mut values = Vec::with_capacity(meta.len());
+            for (field, _) in meta {
+                match parts.next()? {
+                    "" => values.push((*field, None)),
+                    v => values.push((*field, Some(v.strip_prefix('=')?))),
+                }
+            }
+            let extra: Vec<&str> = parts.collect();
+            values[0].1.is_some().then_some(ParsedRow { values, extra })
+        })
+        .collect::<Option<Vec<_>>>()
+        .filter(|rows| rows.iter().all(|r| r.extra.len() == extra))
+}
+
+/// A page's rows (at most `page` of them, in id order) from a text read
+/// by [`Store::page_text`] with `limit` one more than `page`, and the
+/// cursor of the next page if there is one.
+fn parse_page(
+    listing: Listing,
+    text: &str,
+    extra: usize,
+    page: usize,
+) -> Option<(Vec<ParsedRow<'_>>, Option<String>)> {
+    let mut rows = parse_rows(listing, text, extra)?;
+    // The aggregate keeps no order: sorting a page's ids is cheaper than
+    // having the database sort its rows' text.
+    rows.sort_unstable_by(|a, b| a.id().cmp(b.id()));
+    let next = match rows.len() > page {
+        true => {
+            rows.truncate(page);
+            rows.last().map(|r| r.id().to_owned())
+        }
+        false => None,
+    };
+    Some((rows, next))
+}
+
+/// The account of a parsed row among `accounts` (sorted by id).
+fn account_named<'a>(
+    accounts: &'a [AccountNames],
+    row: &ParsedRow<'_>,
+) -> Option<&'a AccountNames> {
+    accounts
+        .binary_search_by(|a| a.id.as_str().cmp(row.account_id()))
+        .ok()
+        .map(|i| &accounts[i])
+}
+
+/// The names of the fields [`fields`] adds to `listing`'s records
+/// without `remote_data`, in its order: what [`Template`]s are cut for.
+fn field_names(listing: Listing) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = meta_columns(listing).iter().map(|(f, _)| *f).collect();
+    names.extend(["account", "connector"]);
+    names.sort_unstable();
+    names
+}
+
 /// The columns of a device as lists show it (without `remote_data`), with
 /// every column of its row, for [`device_json`].
 pub(crate) const DEVICE_SELECT: &str =
@@ -652,277 +857,73 @@ fn row_json(
     record_json(&record, &fields(&values, account, remote.as_ref()))
 }
 
-/// A value mdmhub adds to a stored record.
-#[derive(Debug, Clone, Copy)]
-enum Field<'a> {
-    /// A string, or null.
-    Text(Option<&'a str>),
-    /// `remote_data`.
-    Json(&'a Value),
-}
-
-impl Field<'_> {
-    fn value(self) -> Value {
-        match self {
-            Field::Text(t) => t.map_or(Value::Null, |t| Value::String(t.to_owned())),
-            Field::Json(v) => v.clone(),
-        }
-    }
-
-    fn write(self, out: &mut Vec<u8>) {
-        match self {
-            Field::Text(t) => serde_json::to_writer(out, &t),
-            Field::Json(v) => serde_json::to_writer(out, v),
-        }
-        .expect("values serialize")
-    }
-}
-
-/// The fields mdmhub adds to a record, sorted by name: `values` (of
-/// [`meta_columns`]), the account's name and connector, and `remote_data`
-/// if given.
-fn fields<'a>(
-    values: &[(&'static str, Option<&'a str>)],
-    account: &'a AccountNames,
-    remote: Option<&'a Value>,
-) -> Vec<(&'static str, Field<'a>)> {
-    let mut out: Vec<(&'static str, Field<'a>)> = Vec::with_capacity(values.len() + 3);
-    out.extend(values.iter().map(|(k, v)| (*k, Field::Text(*v))));
-    out.push(("account", Field::Text(Some(&account.name))));
-    out.push(("connector", Field::Text(Some(&account.connector))));
-    if let Some(r) = remote {
-        out.push(("remote_data", Field::Json(r)));
-    }
-    out.sort_unstable_by_key(|(k, _)| *k);
-    out
-}
-
-/// A stored record with `fields`, as a map (`completeness` is left out).
-fn record_json(record: &str, fields: &[(&str, Field<'_>)]) -> Result<Json, StoreError> {
-    let mut out: Json = serde_json::from_str(record)
-        .map_err(|e| StoreError::Corrupt(format!("stored record: {e}")))?;
-    out.remove("completeness");
-    for (k, v) in fields {
-        out.insert((*k).into(), v.value());
-    }
-    Ok(out)
-}
-
-/// Writes a record as callers see it, the bytes `serde_json` makes of
-/// [`record_json`], to `out`: the stored record's members (in key order,
-/// as `serde_json` stored them) with mdmhub's fields merged in by key.
-fn render(
-    record: &str,
-    values: &[(&'static str, Option<&str>)],
-    account: &AccountNames,
-    remote: Option<&Value>,
-    out: &mut Vec<u8>,
-) {
-    let fields = fields(values, account, remote);
-    if !splice(record, &fields, out) {
-        // Not the text serde_json stores (never expected): the slow way,
-        // and a corrupt record as its error (this page's other records
-        // are still served).
-        match record_json(record, &fields) {
-            Ok(json) => serde_json::to_writer(out, &json).expect("maps serialize"),
-            Err(e) => serde_json::to_writer(out, &serde_json::json!({"error": e.to_string()}))
-                .expect("values serialize"),
-        }
-    }
-}
-
-/// Writes object `record` (compact JSON, keys sorted, as `serde_json`
-/// writes a map) without its `completeness` member and with `fields`
-/// (sorted by key; replacing members of the same name) merged in.
-/// `false`, writing nothing, if `record` is not such an object.
-fn splice(record: &str, fields: &[(&str, Field<'_>)], out: &mut Vec<u8>) -> bool {
-    let Some(members) = members(record) else {
-        return false;
-    };
-    out.push(b'{');
-    let mut first = true;
-    let mut key = |out: &mut Vec<u8>, key: &str| {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        out.push(b'"');
-        out.extend_from_slice(key.as_bytes());
-        out.extend_from_slice(b"\":");
-    };
-    let mut fields = fields.iter().peekable();
-    for (name, value) in members {
-        let mut replaced = false;
-        while let Some((k, v)) = fields.next_if(|(k, _)| *k <= name) {
-            key(out, k);
-            v.write(out);
-            replaced |= *k == name;
-        }
-        if !replaced && name != "completeness" {
-            key(out, name);
-            out.extend_from_slice(value.as_bytes());
-        }
-    }
-    for (k, v) in fields {
-        key(out, k);
-        v.write(out);
-    }
-    out.push(b'}');
-    true
-}
-
-/// The members of a JSON object's text, `(key, value text)`, if it is
-/// an object as `serde_json` writes a map: compact, keys without escapes
-/// in ascending order.
-fn members(text: &str) -> Option<Vec<(&str, &str)>> {
-    let b = text.as_bytes();
-    if b.first() != Some(&b'{') {
-        return None;
-    }
-    let mut out: Vec<(&str, &str)> = Vec::with_capacity(32);
-    let mut i = 1;
-    if b.get(i) == Some(&b'}') {
-        return (i + 1 == b.len()).then_some(out);
-    }
-    loop {
-        if b.get(i) != Some(&b'"') {
-            return None;
-        }
-        let key_end = skip_string(b, i)?;
-        let key = &text[i + 1..key_end - 1];
-        if key.contains('\\') || out.last().is_some_and(|(last, _)| *last >= key) {
-            return None;
-        }
-        if b.get(key_end) != Some(&b':') {
-            return None;
-        }
-        let value_start = key_end + 1;
-        let value_end = skip_value(b, value_start)?;
-        out.push((key, &text[value_start..value_end]));
-        match b.get(value_end) {
-            Some(b',') => i = value_end + 1,
-            Some(b'}') if value_end + 1 == b.len() => return Some(out),
-            _ => return None,
-        }
-    }
-}
-
-/// The end of the string starting at `b[i]` (a quote): the index after
-/// its closing quote.
-fn skip_string(b: &[u8], mut i: usize) -> Option<usize> {
-    i += 1;
-    loop {
-        match b.get(i)? {
-            b'\\' => i += 2,
-            b'"' => return Some(i + 1),
-            _ => i += 1,
-        }
-    }
-}
-
-/// The end of the compact JSON value starting at `b[i]`.
-fn skip_value(b: &[u8], mut i: usize) -> Option<usize> {
-    match b.get(i)? {
-        b'"' => skip_string(b, i),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            loop {
-                match b.get(i)? {
-                    b'"' => {
-                        i = skip_string(b, i)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(i + 1);
-                        }
-                    }
-                    c if c.is_ascii_whitespace() => return None,
-                    _ => {}
-                }
-                i += 1;
-            }
-        }
-        _ => {
-            let start = i;
-            while let Some(c) = b.get(i) {
-                if matches!(c, b',' | b'}' | b']') {
-                    break;
-                }
-                if c.is_ascii_whitespace() || matches!(c, b'{' | b'[' | b'"' | b':') {
-                    return None;
-                }
-                i += 1;
-            }
-            (i > start).then_some(i)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn spliced_records_are_the_bytes_serde_json_writes() {
-        let record = serde_json::json!({
-            "name": "Mac \"Pro\"\n\u{e9}\u{1}\u{1e}",
-            "completeness": "full",
-            "assigned_user": {"email": "a@b.c", "name": null},
-            "extra": {"k": "v}{][", "n": [1, 2.5, -3e-7, {"x": []}]},
-            "groups": [],
-            "memory_bytes": 17179869184u64,
-            "status": "stored status is replaced",
-            "zz": true,
-        })
-        .to_string();
+    fn templates_are_cut_for_the_fields_in_the_order_they_are_written() {
         let account = AccountNames {
             id: "acc_1".into(),
-            name: "acme \u{1f}".into(),
+            name: "acme".into(),
             connector: "iru".into(),
         };
-        let remote = serde_json::json!({"summary": {"a": 1}, "details": null});
-        let values = [
-            ("id", Some("dev_1")),
-            ("removed_at", None),
-            ("status", Some("active")),
-        ];
-        for remote in [None, Some(&remote)] {
-            let fields = fields(&values, &account, remote);
-            let slow = serde_json::to_vec(&record_json(&record, &fields).unwrap()).unwrap();
-            let mut out = Vec::new();
-            assert!(splice(&record, &fields, &mut out));
-            assert_eq!(
-                String::from_utf8(out).unwrap(),
-                String::from_utf8(slow).unwrap()
-            );
-            let mut out = Vec::new();
-            render(&record, &values, &account, remote, &mut out);
-            assert!(!out.iter().any(|b| [0x1e, 0x1f].contains(b)), "escaped");
-        }
-        let fields = fields(&values, &account, None);
-        for bare in ["{}", r#"{"completeness":"summary"}"#] {
-            let mut out = Vec::new();
-            assert!(splice(bare, &fields, &mut out));
-            assert_eq!(
-                out,
-                serde_json::to_vec(&record_json(bare, &fields).unwrap()).unwrap()
-            );
-        }
-        // Anything serde_json would not have written is refused.
-        for odd in [
-            r#"{"b":1,"a":2}"#,
-            r#"{"a": 1}"#,
-            r#"{"a":[1, 2]}"#,
-            r#"{"a\"b":1}"#,
-            r#"{"a":1"#,
-            r#"{"a":}"#,
-            r#"[1]"#,
-            r#"{"a":1}x"#,
+        for listing in [
+            Listing::Devices,
+            Listing::Users,
+            Listing::Apps,
+            Listing::Organizations,
         ] {
-            assert!(!splice(odd, &fields, &mut Vec::new()), "{odd}");
+            let values: Vec<(&'static str, Option<&str>)> = meta_columns(listing)
+                .iter()
+                .map(|(f, _)| (*f, Some("v")))
+                .collect();
+            let written: Vec<&str> = fields(&values, &account, None)
+                .iter()
+                .map(|(k, _)| *k)
+                .collect();
+            assert_eq!(written, field_names(listing), "{listing:?}");
+            assert_eq!(meta_columns(listing)[0].0, "id");
+            assert_eq!(meta_columns(listing)[1].0, "account_id");
         }
+    }
+
+    #[test]
+    fn aggregated_pages_are_sorted_and_cut_after_the_page() {
+        let row = |id: &str| {
+            let mut fields: Vec<String> = meta_columns(Listing::Users)
+                .iter()
+                .map(|(f, _)| match *f {
+                    "id" => format!("={id}"),
+                    "account_id" => "=acc_1".into(),
+                    "removed_at" => String::new(),
+                    _ => "=x".into(),
+                })
+                .collect();
+            fields.push(format!("{{\"n\":\"{id}\"}}"));
+            fields.join(&UNIT.to_string())
+        };
+        let text = ["usr_c", "usr_a", "usr_b"]
+            .map(row)
+            .join(&RECORD.to_string());
+        let (rows, next) = parse_page(Listing::Users, &text, 1, 2).unwrap();
+        let ids: Vec<&str> = rows.iter().map(|r| r.id()).collect();
+        assert_eq!(ids, ["usr_a", "usr_b"]);
+        assert_eq!(next.as_deref(), Some("usr_b"));
+        assert_eq!(rows[0].extra, [r#"{"n":"usr_a"}"#]);
+        assert_eq!(rows[0].account_id(), "acc_1");
+        let removed = rows[0].values.iter().find(|(k, _)| *k == "removed_at");
+        assert_eq!(removed, Some(&("removed_at", None)));
+        let (rows, next) = parse_page(Listing::Users, &text, 1, 3).unwrap();
+        assert_eq!((rows.len(), next), (3, None));
+        assert!(
+            parse_page(Listing::Users, &text, 2, 3).is_none(),
+            "extra columns"
+        );
+        assert!(
+            parse_page(Listing::Users, "=usr_a", 1, 3).is_none(),
+            "short row"
+        );
+        assert_eq!(parse_page(Listing::Users, "", 1, 3).unwrap().0.len(), 0);
     }
 }

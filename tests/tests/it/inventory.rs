@@ -183,6 +183,12 @@ async fn resync_is_unchanged_check_ins_skip_details_and_deletions_are_removed() 
         let first = inv.sync(&acme).await;
         assert_eq!(first.status, "succeeded");
         assert_eq!(inv.devices(&acme, "active").await, 120);
+        // A server's store, with records kept ready to list, beside the
+        // plain one: both list the same bytes, cold, warm and after changes.
+        let cached = Store::open(&place.url).await.unwrap();
+        cached.cache_lists(1 << 20);
+        assert_lists_agree(&inv.accounts.store, &cached, "cold").await;
+        assert_lists_agree(&inv.accounts.store, &cached, "warm").await;
         assert_eq!(
             first.counts.details, 120,
             "every new device is read in full"
@@ -220,6 +226,7 @@ async fn resync_is_unchanged_check_ins_skip_details_and_deletions_are_removed() 
         assert_eq!((renamed.counts.updated, renamed.counts.details), (1, 1));
         let shown = inv.accounts.store.device(&ids[1]).await.unwrap().unwrap();
         assert_eq!(shown["name"], "Renamed Mac");
+        assert_lists_agree(&inv.accounts.store, &cached, "renamed").await;
         assert!(
             shown["udid"].is_string(),
             "a list page keeps the detail fields"
@@ -234,6 +241,12 @@ async fn resync_is_unchanged_check_ins_skip_details_and_deletions_are_removed() 
         let gone = inv.accounts.store.device(&ids[10]).await.unwrap().unwrap();
         assert_eq!(gone["status"], "removed");
         assert!(gone["removed_at"].is_string());
+        assert_lists_agree(&inv.accounts.store, &cached, "removed").await;
+        let usage = cached.list_cache_usage().unwrap();
+        assert!(
+            usage.1 > 120,
+            "devices, users and organizations cached: {usage:?}"
+        );
 
         // Users link by email; devices show their organization.
         let (linked, _) = inv
@@ -267,6 +280,44 @@ async fn resync_is_unchanged_check_ins_skip_details_and_deletions_are_removed() 
         let apps = apps_of(Some(device.clone())).await;
         assert!(apps.iter().all(|a| a["device_id"] == device.as_str()));
         assert!(!apps.is_empty(), "apps are read with details");
+    }
+}
+
+/// Every page of every listing (active and removed records, 40 a page)
+/// reads the same from `plain` and from `cached` (a store with the list
+/// cache on), and as `serde_json` writes [`Store::list`]'s records.
+async fn assert_lists_agree(plain: &Store, cached: &Store, when: &str) {
+    for listing in [
+        Listing::Devices,
+        Listing::Users,
+        Listing::Organizations,
+        Listing::Apps,
+    ] {
+        let mut after = None;
+        loop {
+            let f = Filter {
+                limit: 40,
+                after: after.clone(),
+                omit_remote_data: true,
+                ..Filter::default()
+            };
+            let want = plain.list_text(listing, &f).await.unwrap();
+            let got = cached.list_text(listing, &f).await.unwrap();
+            let (records, next) = plain.list(listing, &f).await.unwrap();
+            let parsed = serde_json::to_vec(&records).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&got.records),
+                String::from_utf8_lossy(&want.records),
+                "{listing:?} {when}"
+            );
+            assert_eq!(parsed, [b"[", &want.records[..], b"]"].concat());
+            assert_eq!((got.count, &got.next), (want.count, &want.next));
+            assert_eq!((records.len(), &next), (want.count, &want.next));
+            match want.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
     }
 }
 
