@@ -4,8 +4,11 @@
 //! driven by a keep-alive load generator (hyper, one connection per
 //! concurrent client, each following `next_cursor` to the end of the
 //! inventory and starting again from the first page):
-//! 1. alone;
-//! 2. while a second account's first sync (another Iru simulator, no rate
+//! 1. alone, as a freshly started server: the list cache fills as pages
+//!    are read (16 clients that start together read the same pages at
+//!    once, so most of their reads miss);
+//! 2. alone, warm: after one walk of every page has filled the list cache;
+//! 3. while a second account's first sync (another Iru simulator, no rate
 //!    limit) writes into the same database.
 //!
 //! Targets: at least 5,000 requests/s and p99 at most 20 ms on a 2-core
@@ -26,8 +29,9 @@
 //!
 //! Run: `cargo bench -p mdmhub-tests --bench api`
 //! (`MDMHUB_BENCH_DEVICES`, `MDMHUB_BENCH_CONNECTIONS` (default 16),
-//! `MDMHUB_BENCH_SECS` (default 10), `MDMHUB_BENCH_SYNC_DEVICES` (default
-//! 50,000: the fleet synced during the second measurement)).
+//! `MDMHUB_BENCH_SECS` (default 10), `MDMHUB_BENCH_WARMUP` (seconds before
+//! the first measurement, default 1), `MDMHUB_BENCH_SYNC_DEVICES` (default
+//! 50,000: the fleet synced during the last measurement)).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -146,12 +150,25 @@ async fn run(devices: usize, connections: usize, secs: Duration, sync_devices: u
     .await; // warm-up
     let alone = load.measure(secs).await;
     alone.print("alone");
-    if let Some((bytes, records)) = store.list_cache_usage() {
-        println!(
-            "  list cache: {records} records, {:.1} MiB",
-            bytes as f64 / (1 << 20) as f64
-        );
-    }
+    let cache = |store: &Store| {
+        if let Some((bytes, records)) = store.list_cache_usage() {
+            println!(
+                "  list cache: {records} records, {:.1} MiB",
+                bytes as f64 / (1 << 20) as f64
+            );
+        }
+    };
+    cache(&store);
+    // Then with every record in the list cache, as a server that has
+    // served a walk of the inventory since its last sync has them.
+    let took = load.walk_once().await;
+    println!(
+        "  one walk of every page (filling the list cache): {:.1} s",
+        took.as_secs_f64()
+    );
+    cache(&store);
+    let warm = load.measure(secs).await;
+    warm.print("alone, warm");
 
     // A second account's first sync in the same process and database.
     let (_sim, srv) = sim(sync_devices, 2).await;
@@ -189,7 +206,11 @@ async fn run(devices: usize, connections: usize, secs: Duration, sync_devices: u
         "  {:<12} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7} {:>6}",
         "", "requests", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "load"
     );
-    for (label, r) in [("alone", &alone), ("during sync", &busy)] {
+    for (label, r) in [
+        ("alone", &alone),
+        ("alone, warm", &warm),
+        ("during sync", &busy),
+    ] {
         println!(
             "  {:<12} {:>10} {:>9.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>6.2}",
             label,
@@ -356,6 +377,15 @@ impl Outcome {
 }
 
 impl Load {
+    /// One walk of the whole inventory: how long it took.
+    async fn walk_once(&self) -> Duration {
+        let t = Instant::now();
+        let until = t + Duration::from_secs(3600);
+        let (_, errors) = client(self.addr, self.auth.clone(), until, 1, true).await;
+        assert_eq!(errors, 0, "the warming walk");
+        t.elapsed()
+    }
+
     /// Runs the load on a thread and runtime of its own for `secs`.
     async fn measure(&self, secs: Duration) -> Outcome {
         let (addr, auth, n) = (self.addr, self.auth.clone(), self.connections);
@@ -369,7 +399,7 @@ impl Load {
                 let started = Instant::now();
                 let until = started + secs;
                 let clients: Vec<_> = (0..n)
-                    .map(|i| tokio::spawn(client(addr, auth.clone(), until, i)))
+                    .map(|i| tokio::spawn(client(addr, auth.clone(), until, i, false)))
                     .collect();
                 let mut out = Outcome::default();
                 for c in clients {
@@ -411,13 +441,14 @@ fn process_cpu() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// One keep-alive connection walking the devices until `until`: its
-/// latencies (µs) and errors.
+/// One keep-alive connection walking the devices until `until` (or to
+/// the end of one walk if `once`): its latencies (µs) and errors.
 async fn client(
     addr: std::net::SocketAddr,
     auth: String,
     until: Instant,
     n: usize,
+    once: bool,
 ) -> (Vec<u32>, u64) {
     let mut latencies = Vec::new();
     let mut errors = 0;
@@ -446,7 +477,13 @@ async fn client(
             .body(Empty::new())
             .unwrap();
         let t = Instant::now();
-        let answer = match s.send_request(req).await {
+        // A keep-alive connection takes the next request once it has
+        // finished the last response.
+        let sent = match s.ready().await {
+            Ok(()) => s.send_request(req).await,
+            Err(e) => Err(e),
+        };
+        let answer = match sent {
             Ok(resp) => {
                 let status = resp.status();
                 resp.into_body()
@@ -463,6 +500,7 @@ async fn client(
             .filter(|(status, _)| *status == hyper::StatusCode::OK)
             .and_then(|(_, body)| check(&body, count.is_multiple_of(16)))
         {
+            Some(None) if once => break,
             Some(next) => cursor = next,
             None => {
                 errors += 1;
