@@ -1,5 +1,5 @@
 //! Process-wide Prometheus metrics: API requests, sync runs, connector
-//! calls, vendor responses and rate-limit waits. One registry for the
+//! calls, vendor responses, rate-limit waits and the list cache. One registry for the
 //! process (a scrape describes the process, not one server); the recording
 //! functions are one line at each place that counts.
 
@@ -9,6 +9,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -66,6 +67,8 @@ struct Metrics {
     vendor_responses: Family<Status, Counter>,
     vendor_waits: Counter,
     webhook_attempts: Family<Outcome, Counter>,
+    list_cache_reads: Family<Outcome, Counter>,
+    list_cache_bytes: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -84,6 +87,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         vendor_responses: Family::default(),
         vendor_waits: Counter::default(),
         webhook_attempts: Family::default(),
+        list_cache_reads: Family::default(),
+        list_cache_bytes: Gauge::default(),
         registry: Registry::default(),
     };
     registry.register(
@@ -126,8 +131,32 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Webhook delivery attempts by outcome (delivered, retrying, failed, disabled)",
         m.webhook_attempts.clone(),
     );
+    registry.register(
+        "list_cache_reads",
+        "Records API lists looked up in the list cache, by outcome (hit, miss)",
+        m.list_cache_reads.clone(),
+    );
+    registry.register(
+        "list_cache_bytes",
+        "Bytes the list cache holds",
+        m.list_cache_bytes.clone(),
+    );
     Metrics { registry, ..m }
 });
+
+/// Counts a list page's cache lookups and notes the cache's size.
+pub fn list_cache(hits: usize, misses: usize, bytes: u64) {
+    let reads = &METRICS.list_cache_reads;
+    reads
+        .get_or_create(&Outcome { outcome: "hit" })
+        .inc_by(hits as u64);
+    reads
+        .get_or_create(&Outcome { outcome: "miss" })
+        .inc_by(misses as u64);
+    METRICS
+        .list_cache_bytes
+        .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+}
 
 /// Counts a webhook delivery attempt by its outcome.
 pub fn webhook_delivery(outcome: &'static str) {

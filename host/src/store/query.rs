@@ -490,6 +490,7 @@ impl Store {
             .filter(|(_, hit)| hit.is_none())
             .map(|(r, _)| r.id())
             .collect();
+        crate::metrics::list_cache(rows.len() - missing.len(), missing.len(), cache.usage().0);
         let fetched_text = match missing.is_empty() {
             true => String::new(),
             false => self.records_of(listing, version, &missing).await?,

@@ -265,6 +265,9 @@ async fn api_adds_checked_accounts_reads_live_and_reports_metrics() {
         assert_eq!(limited.body["retry_after"], 120);
 
         // Metrics name routes by template and count what happened.
+        for _ in 0..2 {
+            w.get_a("/v1/devices?limit=5").await;
+        }
         let metrics = w.call("GET", "/metrics", None).await;
         assert_eq!(metrics.status, StatusCode::OK);
         for series in [
@@ -277,6 +280,9 @@ async fn api_adds_checked_accounts_reads_live_and_reports_metrics() {
             "mdmhub_connector_calls_total{connector=\"iru\",op=\"check\",outcome=\"error\"}",
             "mdmhub_vendor_http_responses_total{status=\"429\"}",
             "mdmhub_vendor_http_responses_total{status=\"200\"}",
+            "mdmhub_list_cache_reads_total{outcome=\"hit\"} ",
+            "mdmhub_list_cache_reads_total{outcome=\"miss\"} ",
+            "mdmhub_list_cache_bytes ",
         ] {
             assert!(
                 metrics.text.contains(series),
