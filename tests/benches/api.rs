@@ -151,10 +151,13 @@ async fn run(devices: usize, connections: usize, secs: Duration, sync_devices: u
     let alone = load.measure(secs).await;
     alone.print("alone");
     let cache = |store: &Store| {
-        if let Some((bytes, records)) = store.list_cache_usage() {
+        if let (Some((bytes, records)), Some((s_bytes, lists))) =
+            (store.list_cache_usage(), store.list_snapshot_usage())
+        {
             println!(
-                "  list cache: {records} records, {:.1} MiB",
-                bytes as f64 / (1 << 20) as f64
+                "  list cache: {records} records, {:.1} MiB; {lists} account lists in memory, {:.1} MiB",
+                bytes as f64 / (1 << 20) as f64,
+                s_bytes as f64 / (1 << 20) as f64
             );
         }
     };

@@ -183,9 +183,10 @@ impl Store {
 
     /// Keeps up to `bytes` of records ready to list in memory for every
     /// clone of this store (a server's lists; a one-shot CLI list gains
-    /// nothing from it). Records are still read from the database when
-    /// their content hash changed. The first call decides the size; 0
-    /// keeps none.
+    /// nothing from it), and up to `bytes` more of whole account lists.
+    /// Records are read from the database again when their content hash
+    /// changed, account lists when the account's inventory was written.
+    /// The first call decides the size; 0 keeps none.
     pub fn cache_lists(&self, bytes: u64) {
         if bytes > 0 {
             self.list_cache
@@ -196,6 +197,16 @@ impl Store {
     /// Bytes and records held by the list cache, if it is on.
     pub fn list_cache_usage(&self) -> Option<(u64, usize)> {
         self.list_cache.get().map(|c| c.usage())
+    }
+
+    /// Whether account lists are being read into memory.
+    pub fn list_snapshots_reading(&self) -> bool {
+        self.list_cache.get().is_some_and(|c| c.snapshots.reading())
+    }
+
+    /// Bytes and account lists held as snapshots, if the list cache is on.
+    pub fn list_snapshot_usage(&self) -> Option<(u64, usize)> {
+        self.list_cache.get().map(|c| c.snapshots.usage())
     }
 }
 

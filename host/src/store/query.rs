@@ -5,12 +5,14 @@ use serde_json::{Map, Value};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::list_cache::ListCache;
+use std::sync::Arc;
+
+use super::list_cache::{Cached, ListCache, SnapRow, Snapshot};
 use super::render::{AccountNames, Template, fields, record_json, render};
 use super::{Store, StoreError};
 
 /// What a list is of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Listing {
     /// Devices.
     Devices,
@@ -189,18 +191,22 @@ impl Store {
     /// instead of one per record, each of which would cost a hand-over
     /// between the database's thread and the caller's.
     pub async fn list_text(&self, listing: Listing, f: &Filter) -> Result<TextPage, StoreError> {
-        let Some(plan) = self.plan(listing, f).await? else {
+        let accounts = self.listed_accounts(f).await?;
+        if f.omit_remote_data
+            && let (Some(cache), Some(version)) = (self.list_cache.get(), listing.version())
+            && !accounts.is_empty()
+            && let Some(page) = self.cached(listing, f, &accounts, cache, version).await?
+        {
+            return Ok(page);
+        }
+        let names = accounts.into_iter().map(|(a, _)| a).collect();
+        let Some(plan) = plan_for(listing, f, names) else {
             return Ok(TextPage::default());
         };
-        if f.omit_remote_data {
-            if let (Some(cache), Some(version)) = (self.list_cache.get(), listing.version())
-                && let Some(page) = self.cached(listing, &plan, cache, version).await?
-            {
-                return Ok(page);
-            }
-            if let Some(page) = self.joined(listing, &plan).await? {
-                return Ok(page);
-            }
+        if f.omit_remote_data
+            && let Some(page) = self.joined(listing, &plan).await?
+        {
+            return Ok(page);
         }
         let (rows, next) = self.rows(listing, f, &plan).await?;
         let mut records = Vec::with_capacity(rows.len() * 1536);
@@ -243,111 +249,25 @@ impl Store {
     /// instead would read (and sort) every record of the workspace for
     /// each page.
     async fn plan(&self, listing: Listing, f: &Filter) -> Result<Option<Plan>, StoreError> {
+        let accounts = self.listed_accounts(f).await?;
+        Ok(plan_for(
+            listing,
+            f,
+            accounts.into_iter().map(|(a, _)| a).collect(),
+        ))
+    }
+
+    /// The accounts a list reads (the caller's workspace's, or the one
+    /// named), by id.
+    async fn listed_accounts(
+        &self,
+        f: &Filter,
+    ) -> Result<Vec<(AccountNames, AccountState)>, StoreError> {
         let workspace = f
             .workspace
             .as_deref()
             .unwrap_or(super::accounts::DEFAULT_WORKSPACE);
-        let accounts = self.accounts_of(workspace, f.account.as_deref()).await?;
-        if accounts.is_empty() {
-            return Ok(None);
-        }
-        let t = listing.table();
-        let mut conds: Vec<String> = Vec::new();
-        let mut binds: Vec<String> = Vec::new();
-        let mut add = |cond: &str, value: &str| {
-            binds.push(value.to_owned());
-            conds.push(cond.replace('?', &format!("${}", binds.len())));
-        };
-        // Filters that an index of their own serves better than id order.
-        let mut selective = false;
-        if listing != Listing::Apps
-            && let Some(s) = &f.status
-        {
-            add("r.status = ?", s);
-        }
-        if listing == Listing::Devices {
-            if let Some(p) = &f.platform {
-                add("r.platform = ?", &p.to_lowercase());
-            }
-            if let Some(d) = &f.device_type {
-                add("r.device_type = ?", &d.to_lowercase());
-            }
-            if let Some(s) = &f.serial {
-                add("UPPER(r.serial_number) = ?", &s.to_uppercase());
-                selective = true;
-            }
-            if let Some(e) = &f.email {
-                add("r.assigned_user_email = ?", &e.to_lowercase());
-                selective = true;
-            }
-        }
-        if listing == Listing::Users
-            && let Some(e) = &f.email
-        {
-            add("r.email = ?", &e.to_lowercase());
-            selective = true;
-        }
-        if listing == Listing::Apps
-            && let Some(d) = &f.device
-        {
-            add(
-                "r.device_id IN (SELECT id FROM devices WHERE id = ? OR remote_id = ?)",
-                d,
-            );
-            selective = true;
-        }
-        if let Some(id) = &f.id {
-            add("r.id = ?", id);
-            selective = true;
-        }
-        if let Some(since) = &f.updated_since {
-            add("r.updated_at >= ?", since);
-        }
-        if let Some(after) = &f.after {
-            add("r.id > ?", after);
-        }
-        let limit = f.limit.clamp(1, 10_000) + 1;
-        let mut ids = Vec::with_capacity(accounts.len());
-        for a in &accounts {
-            binds.push(a.id.clone());
-            ids.push(format!("${}", binds.len()));
-        }
-        let own = |account: &str| {
-            let mut c = conds.clone();
-            c.push(format!("r.account_id = {account}"));
-            c.join(" AND ")
-        };
-        let wheres = if accounts.len() == 1 {
-            own(&ids[0])
-        } else if selective || accounts.len() > MAX_RANGES {
-            let mut c = conds.clone();
-            c.push(format!("r.account_id IN ({})", ids.join(", ")));
-            c.join(" AND ")
-        } else {
-            // The first `limit` ids of each account, merged: each range
-            // is read in order from the index, nothing is sorted but
-            // those ids.
-            let ranges = ids
-                .iter()
-                .enumerate()
-                .map(|(i, a)| {
-                    format!(
-                        "SELECT id FROM (SELECT r.id FROM {t} r WHERE {} ORDER BY r.id LIMIT {limit}) s{i}",
-                        own(a),
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(" UNION ALL ");
-            format!("r.id IN (SELECT id FROM ({ranges}) u ORDER BY id LIMIT {limit})")
-        };
-        Ok(Some(Plan {
-            from: format!("FROM {t} r"),
-            join: json_join(listing),
-            wheres: format!("WHERE {wheres}"),
-            binds,
-            accounts,
-            limit,
-        }))
+        self.accounts_of(workspace, f.account.as_deref()).await
     }
 
     /// A page's rows (`record`, `remote_data` if asked for, and
@@ -466,21 +386,47 @@ impl Store {
         Ok(Some(out))
     }
 
-    /// A page (without `remote_data`) written from [`ListCache`]d
-    /// templates: the page's rows are read without their records, then
-    /// the records of the rows not cached at their content hash are read
+    /// A page (without `remote_data`) written from the list cache:
+    /// settled accounts' rows from their [`Snapshot`]s (for the filters a
+    /// snapshot answers), the other accounts' rows read without their
+    /// records, then the records not cached at their content hash read
     /// (with their fields again, so each record is written with fields
     /// read in the same statement) and cached. `None` if a text is not as
     /// expected.
     async fn cached(
         &self,
         listing: Listing,
-        plan: &Plan,
+        f: &Filter,
+        accounts: &[(AccountNames, AccountState)],
         cache: &ListCache,
-        version: &str,
+        version: &'static str,
     ) -> Result<Option<TextPage>, StoreError> {
-        let text = self.page_text(listing, plan, &[version], false).await?;
-        let Some((rows, next)) = parse_page(listing, &text, 1, plan.limit as usize - 1) else {
+        let page = f.limit.clamp(1, 10_000) as usize;
+        let in_memory = snapshot_answers(f);
+        let mut snapshots = Vec::new();
+        let mut read = Vec::new();
+        for (a, state) in accounts {
+            let snapshot = match in_memory {
+                true => cache.snapshots.get(listing, &a.id, state.generation),
+                false => None,
+            };
+            match snapshot {
+                Some(s) => snapshots.push(s),
+                None => {
+                    // An account being synced changes page by page: it is
+                    // read from the database until its sync ends.
+                    if in_memory && !state.syncing {
+                        self.start_snapshot(listing, &a.id, version);
+                    }
+                    read.push(a.clone());
+                }
+            }
+        }
+        let text = match plan_for(listing, f, read) {
+            Some(plan) => self.page_text(listing, &plan, &[version], false).await?,
+            None => String::new(),
+        };
+        let Some(rows) = parse_rows(listing, &text, 1) else {
             return Ok(None);
         };
         let hits: Vec<_> = rows.iter().map(|r| cache.get(r.id(), r.extra[0])).collect();
@@ -490,7 +436,6 @@ impl Store {
             .filter(|(_, hit)| hit.is_none())
             .map(|(r, _)| r.id())
             .collect();
-        crate::metrics::list_cache(rows.len() - missing.len(), missing.len(), cache.usage().0);
         let fetched_text = match missing.is_empty() {
             true => String::new(),
             false => self.records_of(listing, version, &missing).await?,
@@ -501,39 +446,84 @@ impl Store {
         let fetched: std::collections::HashMap<&str, &ParsedRow<'_>> =
             fetched.iter().map(|r| (r.id(), r)).collect();
         let names = field_names(listing);
-        let mut out = TextPage {
-            records: Vec::with_capacity(rows.len() * 1536),
-            next,
-            ..TextPage::default()
-        };
-        let mut buf = Vec::with_capacity(names.len());
-        for (row, hit) in rows.iter().zip(hits) {
-            let (row, cached) = match hit {
-                Some(c) => (row, Some(c)),
+        let mut entries: Vec<(ParsedRow<'_>, Body<'_>)> = Vec::with_capacity(page + 1);
+        let mut remembered = 0;
+        for s in &snapshots {
+            let start = f
+                .after
+                .as_deref()
+                .map_or(0, |after| s.rows.partition_point(|r| &*r.id <= after));
+            let mut taken = 0;
+            for r in &s.rows[start..] {
+                if taken > page {
+                    break;
+                }
+                let Some(row) = parse_row(listing, &r.text, 1) else {
+                    return Ok(None);
+                };
+                if f.status.is_some() && row.value("status") != f.status.as_deref() {
+                    continue;
+                }
+                entries.push((row, Body::Template(r.cached.clone())));
+                taken += 1;
+            }
+            remembered += taken;
+        }
+        crate::metrics::list_cache(
+            remembered + rows.len() - missing.len(),
+            missing.len(),
+            cache.usage().0,
+        );
+        for (row, hit) in rows.into_iter().zip(hits) {
+            let entry = match hit {
+                Some(c) => (row, Body::Template(c)),
                 // Gone since the page was read (its account removed).
                 None => match fetched.get(row.id()) {
                     None => continue,
                     Some(f) => {
-                        let template = Template::new(f.extra[1], &names);
-                        let cached = template.map(|t| cache.insert(f.id(), f.extra[0], t));
-                        (*f, cached)
+                        let body = match Template::new(f.extra[1], &names) {
+                            Some(t) => Body::Template(cache.insert(f.id(), f.extra[0], t)),
+                            None => Body::Text(f.extra[1]),
+                        };
+                        let Some(fresh) = parse_row(listing, f.raw, 2) else {
+                            return Ok(None);
+                        };
+                        (fresh, body)
                     }
                 },
             };
-            let Some(account) = account_named(&plan.accounts, row) else {
+            entries.push(entry);
+        }
+        entries.sort_unstable_by(|a, b| a.0.id().cmp(b.0.id()));
+        let next = match entries.len() > page {
+            true => {
+                entries.truncate(page);
+                entries.last().map(|(r, _)| r.id().to_owned())
+            }
+            false => None,
+        };
+        let all: Vec<AccountNames> = accounts.iter().map(|(a, _)| a.clone()).collect();
+        let mut out = TextPage {
+            records: Vec::with_capacity(entries.len() * 1536),
+            next,
+            ..TextPage::default()
+        };
+        let mut buf = Vec::with_capacity(names.len());
+        for (row, body) in &entries {
+            let Some(account) = account_named(&all, row) else {
                 return Ok(None);
             };
             if out.count > 0 {
                 out.records.push(b',');
             }
-            match cached {
-                Some(c) => {
+            match body {
+                Body::Template(c) => {
                     buf.clear();
                     buf.extend(fields(&row.values, account, None));
                     c.template.write(&buf, &mut out.records);
                 }
                 // Not the text serde_json stores: written the slow way.
-                None => render(row.extra[1], &row.values, account, None, &mut out.records),
+                Body::Text(record) => render(record, &row.values, account, None, &mut out.records),
             }
             out.count += 1;
         }
@@ -568,12 +558,13 @@ impl Store {
         &self,
         workspace: &str,
         account: Option<&str>,
-    ) -> Result<Vec<AccountNames>, StoreError> {
+    ) -> Result<Vec<(AccountNames, AccountState)>, StoreError> {
         let sql = if account.is_some() {
-            "SELECT id, name, connector FROM accounts WHERE workspace_id = $1 \
-             AND (name = $2 OR id = $2) ORDER BY id"
+            "SELECT id, name, connector, list_generation, lease_holder FROM accounts \
+             WHERE workspace_id = $1 AND (name = $2 OR id = $2) ORDER BY id"
         } else {
-            "SELECT id, name, connector FROM accounts WHERE workspace_id = $1 ORDER BY id"
+            "SELECT id, name, connector, list_generation, lease_holder FROM accounts \
+             WHERE workspace_id = $1 ORDER BY id"
         };
         let mut q = sqlx::query(sql).bind(workspace);
         if let Some(a) = account {
@@ -583,13 +574,129 @@ impl Store {
             .await?
             .iter()
             .map(|r| {
-                Ok(AccountNames {
+                let names = AccountNames {
                     id: r.try_get(0)?,
                     name: r.try_get(1)?,
                     connector: r.try_get(2)?,
-                })
+                };
+                let state = AccountState {
+                    generation: r.try_get(3)?,
+                    syncing: r.try_get::<Option<String>, _>(4)?.is_some(),
+                };
+                Ok((names, state))
             })
             .collect()
+    }
+
+    /// Account `account`'s `list_generation`, if it still exists.
+    async fn list_generation(&self, account: &str) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT list_generation FROM accounts WHERE id = $1")
+                .bind(account)
+                .fetch_optional(self.reads())
+                .await?,
+        )
+    }
+
+    /// Reads account `account`'s list of `listing` into a [`Snapshot`] in
+    /// the background, unless one is being read or the budget is spent.
+    fn start_snapshot(&self, listing: Listing, account: &str, version: &'static str) {
+        let Some(cache) = self.list_cache.get() else {
+            return;
+        };
+        if !cache.snapshots.claim(listing, account) {
+            return;
+        }
+        let store = self.clone();
+        let account = account.to_owned();
+        tokio::spawn(async move {
+            let built = match store.read_snapshot(listing, &account, version).await {
+                Ok(built) => built,
+                Err(e) => {
+                    tracing::warn!(error = %e, account, "reading an account's list into memory");
+                    None
+                }
+            };
+            if let Some(cache) = store.list_cache.get() {
+                cache.snapshots.finish(listing, &account, built);
+            }
+        });
+    }
+
+    /// Account `account`'s rows of `listing` with their templates, in id
+    /// order, read a chunk at a time; `None` if the account's inventory
+    /// was written meanwhile (its generation moved) or a record is not
+    /// the text `serde_json` stores.
+    async fn read_snapshot(
+        &self,
+        listing: Listing,
+        account: &str,
+        version: &str,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        const CHUNK: usize = 2000;
+        let Some(cache) = self.list_cache.get() else {
+            return Ok(None);
+        };
+        let Some(generation) = self.list_generation(account).await? else {
+            return Ok(None);
+        };
+        let names = field_names(listing);
+        let sql = format!(
+            "SELECT {} AS x FROM {} r WHERE r.account_id = $1 AND r.id > $2 ORDER BY r.id LIMIT {CHUNK}",
+            row_text(listing, "$3", &[version]),
+            listing.table(),
+        );
+        let mut rows = Vec::new();
+        let mut after = String::new();
+        loop {
+            let text = self.aggregated(&sql, &[account, &after]).await?;
+            let Some((chunk, _)) = parse_page(listing, &text, 1, CHUNK) else {
+                return Ok(None);
+            };
+            let Some(last) = chunk.last() else { break };
+            after = last.id().to_owned();
+            let missing: Vec<&str> = chunk
+                .iter()
+                .filter(|r| cache.get(r.id(), r.extra[0]).is_none())
+                .map(|r| r.id())
+                .collect();
+            let fetched_text = match missing.is_empty() {
+                true => String::new(),
+                false => self.records_of(listing, version, &missing).await?,
+            };
+            let Some(fetched) = parse_rows(listing, &fetched_text, 2) else {
+                return Ok(None);
+            };
+            let fetched: std::collections::HashMap<&str, &ParsedRow<'_>> =
+                fetched.iter().map(|r| (r.id(), r)).collect();
+            for row in &chunk {
+                let cached = match cache.get(row.id(), row.extra[0]) {
+                    Some(c) => c,
+                    None => {
+                        // Written since this chunk was read: the
+                        // generation check below throws the snapshot away.
+                        let Some(f) = fetched.get(row.id()).filter(|f| f.extra[0] == row.extra[0])
+                        else {
+                            return Ok(None);
+                        };
+                        let Some(t) = Template::new(f.extra[1], &names) else {
+                            return Ok(None);
+                        };
+                        cache.insert(f.id(), f.extra[0], t)
+                    }
+                };
+                rows.push(SnapRow {
+                    id: row.id().into(),
+                    text: row.raw.into(),
+                    cached,
+                });
+            }
+            if chunk.len() < CHUNK {
+                break;
+            }
+        }
+        Ok((self.list_generation(account).await? == Some(generation))
+            .then_some(Snapshot { generation, rows }))
     }
 
     /// One device by mdmhub id, or by remote id or serial number, with
@@ -687,6 +794,111 @@ impl Store {
     }
 }
 
+/// The query of a page of `listing` over `accounts` (by id), or `None` if
+/// there is no account to list.
+fn plan_for(listing: Listing, f: &Filter, accounts: Vec<AccountNames>) -> Option<Plan> {
+    if accounts.is_empty() {
+        return None;
+    }
+    let t = listing.table();
+    let mut conds: Vec<String> = Vec::new();
+    let mut binds: Vec<String> = Vec::new();
+    let mut add = |cond: &str, value: &str| {
+        binds.push(value.to_owned());
+        conds.push(cond.replace('?', &format!("${}", binds.len())));
+    };
+    // Filters that an index of their own serves better than id order.
+    let mut selective = false;
+    if listing != Listing::Apps
+        && let Some(s) = &f.status
+    {
+        add("r.status = ?", s);
+    }
+    if listing == Listing::Devices {
+        if let Some(p) = &f.platform {
+            add("r.platform = ?", &p.to_lowercase());
+        }
+        if let Some(d) = &f.device_type {
+            add("r.device_type = ?", &d.to_lowercase());
+        }
+        if let Some(s) = &f.serial {
+            add("UPPER(r.serial_number) = ?", &s.to_uppercase());
+            selective = true;
+        }
+        if let Some(e) = &f.email {
+            add("r.assigned_user_email = ?", &e.to_lowercase());
+            selective = true;
+        }
+    }
+    if listing == Listing::Users
+        && let Some(e) = &f.email
+    {
+        add("r.email = ?", &e.to_lowercase());
+        selective = true;
+    }
+    if listing == Listing::Apps
+        && let Some(d) = &f.device
+    {
+        add(
+            "r.device_id IN (SELECT id FROM devices WHERE id = ? OR remote_id = ?)",
+            d,
+        );
+        selective = true;
+    }
+    if let Some(id) = &f.id {
+        add("r.id = ?", id);
+        selective = true;
+    }
+    if let Some(since) = &f.updated_since {
+        add("r.updated_at >= ?", since);
+    }
+    if let Some(after) = &f.after {
+        add("r.id > ?", after);
+    }
+    let limit = f.limit.clamp(1, 10_000) + 1;
+    let mut ids = Vec::with_capacity(accounts.len());
+    for a in &accounts {
+        binds.push(a.id.clone());
+        ids.push(format!("${}", binds.len()));
+    }
+    let own = |account: &str| {
+        let mut c = conds.clone();
+        c.push(format!("r.account_id = {account}"));
+        c.join(" AND ")
+    };
+    let wheres = if accounts.len() == 1 {
+        own(&ids[0])
+    } else if selective || accounts.len() > MAX_RANGES {
+        let mut c = conds.clone();
+        c.push(format!("r.account_id IN ({})", ids.join(", ")));
+        c.join(" AND ")
+    } else {
+        // The first `limit` ids of each account, merged: each range
+        // is read in order from the index, nothing is sorted but
+        // those ids.
+        let ranges = ids
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                format!(
+                    "SELECT id FROM (SELECT r.id FROM {t} r WHERE {} ORDER BY r.id LIMIT {limit}) s{i}",
+                    own(a),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        format!("r.id IN (SELECT id FROM ({ranges}) u ORDER BY id LIMIT {limit})")
+    };
+    Some(Plan {
+        from: format!("FROM {t} r"),
+        join: json_join(listing),
+        wheres: format!("WHERE {wheres}"),
+        binds,
+        accounts,
+        limit,
+    })
+}
+
 /// The join that reads `listing`'s JSON (devices keep it in `device_data`).
 fn json_join(listing: Listing) -> &'static str {
     match listing {
@@ -710,13 +922,51 @@ fn row_text(listing: Listing, unit: &str, extra: &[&str]) -> String {
 /// A row read by [`row_text`].
 #[derive(Debug)]
 struct ParsedRow<'a> {
+    /// The row's whole text.
+    raw: &'a str,
     /// [`meta_columns`]' values, by field.
     values: Vec<(&'static str, Option<&'a str>)>,
     /// The extra columns.
     extra: Vec<&'a str>,
 }
 
+/// What a listed record is written from.
+enum Body<'a> {
+    /// Its template.
+    Template(Arc<Cached>),
+    /// Its stored text (not the text `serde_json` stores).
+    Text(&'a str),
+}
+
+/// What the state of an account means to its lists.
+#[derive(Debug, Clone, Copy)]
+struct AccountState {
+    /// Its `list_generation`.
+    generation: i64,
+    /// Whether a sync holds its lease (its inventory is being written).
+    syncing: bool,
+}
+
+/// Whether a [`Snapshot`] answers `f`: no filter but status and cursor.
+fn snapshot_answers(f: &Filter) -> bool {
+    f.platform.is_none()
+        && f.device_type.is_none()
+        && f.serial.is_none()
+        && f.email.is_none()
+        && f.device.is_none()
+        && f.id.is_none()
+        && f.updated_since.is_none()
+}
+
 impl<'a> ParsedRow<'a> {
+    /// Field `name`'s value.
+    fn value(&self, name: &str) -> Option<&'a str> {
+        self.values
+            .iter()
+            .find(|(k, _)| *k == name)
+            .and_then(|(_, v)| *v)
+    }
+
     fn id(&self) -> &'a str {
         self.values[0].1.unwrap_or_default()
     }
@@ -729,23 +979,29 @@ impl<'a> ParsedRow<'a> {
 /// The rows of a text read by [`Store::aggregated`], each with `extra`
 /// columns after its fields; `None` if it is not such a text.
 fn parse_rows(listing: Listing, text: &str, extra: usize) -> Option<Vec<ParsedRow<'_>>> {
-    let meta = meta_columns(listing);
     text.split(RECORD)
         .filter(|r| !r.is_empty())
-        .map(|row| {
-            let mut parts = row.split(UNIT);
-            let mut values = Vec::with_capacity(meta.len());
-            for (field, _) in meta {
-                match parts.next()? {
-                    "" => values.push((*field, None)),
-                    v => values.push((*field, Some(v.strip_prefix('=')?))),
-                }
-            }
-            let extra: Vec<&str> = parts.collect();
-            values[0].1.is_some().then_some(ParsedRow { values, extra })
-        })
-        .collect::<Option<Vec<_>>>()
-        .filter(|rows| rows.iter().all(|r| r.extra.len() == extra))
+        .map(|row| parse_row(listing, row, extra))
+        .collect()
+}
+
+/// One row's text (see [`parse_rows`]).
+fn parse_row(listing: Listing, row: &str, extra: usize) -> Option<ParsedRow<'_>> {
+    let meta = meta_columns(listing);
+    let mut parts = row.split(UNIT);
+    let mut values = Vec::with_capacity(meta.len());
+    for (field, _) in meta {
+        match parts.next()? {
+            "" => values.push((*field, None)),
+            v => values.push((*field, Some(v.strip_prefix('=')?))),
+        }
+    }
+    let extras: Vec<&str> = parts.collect();
+    (values[0].1.is_some() && extras.len() == extra).then_some(ParsedRow {
+        raw: row,
+        values,
+        extra: extras,
+    })
 }
 
 /// A page's rows (at most `page` of them, in id order) from a text read

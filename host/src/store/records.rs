@@ -282,6 +282,7 @@ impl Store {
             upsert_device_data(&mut tx, backend, &page.upserts, &ids).await?;
         }
         mark_seen(&mut tx, backend, page, &at).await?;
+        bump_lists(&mut tx, page.account_id).await?;
         runs::record_errors(&mut tx, page.run.id, page.kind, &page.errors).await?;
         runs::add_counts(&mut tx, &page.run, page.counts).await?;
         if page.checkpoint {
@@ -350,6 +351,7 @@ impl Store {
         update_detailed_devices(&mut tx, backend, run.id, &at, writes).await?;
         update_detail_data(&mut tx, backend, writes).await?;
         replace_apps(&mut tx, backend, account_id, writes, &at).await?;
+        bump_lists(&mut tx, account_id).await?;
         runs::add_counts(&mut tx, run, counts).await?;
         tx.commit().await?;
         Ok(())
@@ -403,12 +405,14 @@ impl Store {
     pub async fn mark_removed(
         &self,
         table: Table,
+        account_id: &str,
         run: &RunRef<'_>,
         ids: &[String],
     ) -> Result<i64, StoreError> {
         let at = now();
         let mut removed = 0;
         let mut tx = self.pool().begin().await?;
+        bump_lists(&mut tx, account_id).await?;
         for chunk in ids.chunks(500) {
             let mut p = Params::new(self.backend());
             let sql = format!(
@@ -455,6 +459,7 @@ impl Store {
         let at = now();
         let t = table.name();
         let mut tx = self.pool().begin().await?;
+        bump_lists(&mut tx, account_id).await?;
         // One pass over the account's records: each unseen one misses one
         // more pass and is removed at its second (`missed_passes` on the
         // right of `SET` is the value before the update).
@@ -553,6 +558,7 @@ impl Store {
         let org = "(SELECT o.id FROM organizations o WHERE o.account_id = devices.account_id \
                AND o.status = 'active' AND o.remote_id = devices.organization_remote_id)";
         let mut tx = self.pool().begin().await?;
+        bump_lists(&mut tx, account_id).await?;
         // Only rows whose link changes are written: a re-sync rewrites nothing.
         for (col, expr) in [("user_id", user), ("organization_id", org)] {
             sqlx::query(&format!(
@@ -699,6 +705,16 @@ async fn upsert_rows(
         }
         q.execute(&mut **tx).await?;
     }
+    Ok(())
+}
+
+/// Bumps the account's `list_generation`: lists kept in memory for the
+/// account are stale once this transaction commits.
+async fn bump_lists(tx: &mut Tx<'_>, account_id: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE accounts SET list_generation = list_generation + 1 WHERE id = $1")
+        .bind(account_id)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 

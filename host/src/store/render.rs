@@ -9,7 +9,7 @@ use super::StoreError;
 use super::query::Json;
 
 /// An account's names, as records show them.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct AccountNames {
     pub(crate) id: String,
     pub(crate) name: String,

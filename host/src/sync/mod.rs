@@ -771,7 +771,7 @@ impl RunCtx<'_> {
         if !b.gone.is_empty() {
             counts.removed = self
                 .store()
-                .mark_removed(Table::Devices, &self.run, &b.gone)
+                .mark_removed(Table::Devices, &self.account.id, &self.run, &b.gone)
                 .await?;
         }
         if !b.errors.is_empty() {
@@ -847,7 +847,10 @@ impl RunCtx<'_> {
                     })
                     .await?;
             }
-            counts.removed += self.store().mark_removed(table, &self.run, &gone).await?;
+            counts.removed += self
+                .store()
+                .mark_removed(table, &self.account.id, &self.run, &gone)
+                .await?;
         }
         counts.removed += self
             .store()
