@@ -46,6 +46,7 @@ use mdmhub::runtime::{Registry, Runtime, RuntimeConfig, Source};
 use mdmhub::secrets::MasterKey;
 use mdmhub::store::Store;
 use mdmhub::store::query::Listing;
+use mdmhub::sync::background::Background;
 use mdmhub::sync::{SyncOptions, Syncer};
 use mdmhub_tests::sim::control::BudgetSpec;
 use mdmhub_tests::sim::iru::{IruOptions, IruSim};
@@ -122,7 +123,9 @@ async fn run(devices: usize, connections: usize, secs: Duration, sync_devices: u
     assert_eq!(stored as usize, devices, "the cached inventory's devices");
     let (_, key) = store.create_key("default", "bench").await.unwrap();
 
-    let syncer = Syncer::new(accounts.clone(), SyncOptions::default());
+    // As `mdmhub serve` runs syncs: on their lower-priority runtime.
+    let syncer = Syncer::new(accounts.clone(), SyncOptions::default())
+        .in_background(Background::new().unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -174,7 +177,11 @@ async fn run(devices: usize, connections: usize, secs: Duration, sync_devices: u
     warm.print("alone, warm");
 
     // A second account's first sync in the same process and database.
-    let (_sim, srv) = sim(sync_devices, 2).await;
+    // The vendor is another machine in production: its simulator runs at
+    // a lower priority, like the sync, so it does not take the API's CPU
+    // either.
+    let vendor = Background::new().unwrap();
+    let (_sim, srv) = vendor.handle().spawn(sim(sync_devices, 2)).await.unwrap();
     let beta = accounts
         .add("beta", "iru", input(&srv.base_url))
         .await

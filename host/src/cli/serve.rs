@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use super::Env;
 use crate::api::{self, ServeOptions};
+use crate::sync::background::Background;
 use crate::sync::{SyncOptions, Syncer};
 use crate::webhooks::deliver::DeliveryOptions;
 
@@ -42,7 +43,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub no_webhooks: bool,
     /// MiB of records kept ready to list in memory, checked against the
-    /// database on every page (0 turns it off).
+    /// database on every page, and as much again of account lists kept
+    /// between syncs (0 turns both off).
     #[arg(long, default_value_t = 256)]
     pub list_cache_mib: u64,
 }
@@ -77,7 +79,8 @@ impl ServeArgs {
             list_cache_bytes: self.list_cache_mib << 20,
             ..ServeOptions::default()
         };
-        let syncer = Syncer::new(accounts, SyncOptions::default());
+        let background = Background::new().context("starting the sync runtime")?;
+        let syncer = Syncer::new(accounts, SyncOptions::default()).in_background(background);
         api::serve(listener, syncer, options, stop_signal())
             .await
             .context("serving the API")

@@ -4,6 +4,7 @@
 //! marks removals. A run holds the account's lease in the database, so one
 //! process runs it; a run whose process died is resumed from its checkpoints.
 
+pub mod background;
 pub mod record;
 pub mod schedule;
 
@@ -123,6 +124,8 @@ pub struct Syncer {
     /// Tunables.
     pub options: SyncOptions,
     holder: String,
+    /// Where syncs run, if not on the caller's runtime.
+    background: Option<background::Background>,
 }
 
 impl Syncer {
@@ -132,6 +135,16 @@ impl Syncer {
             accounts,
             options,
             holder: holder::new_id(),
+            background: None,
+        }
+    }
+
+    /// This syncer, running every sync on `background` (a server's
+    /// lower-priority runtime) whoever asks for it.
+    pub fn in_background(self, background: background::Background) -> Self {
+        Self {
+            background: Some(background),
+            ..self
         }
     }
 
@@ -144,6 +157,33 @@ impl Syncer {
     /// account is still due once its lease is held (another replica may
     /// have just synced it).
     pub async fn sync(
+        &self,
+        account: &AccountRow,
+        trigger: &str,
+        progress: Option<ProgressFn>,
+    ) -> Result<RunRow, SyncError> {
+        let Some(background) = &self.background else {
+            return self.sync_here(account, trigger, progress).await;
+        };
+        let here = Self {
+            background: None,
+            ..self.clone()
+        };
+        let (account, trigger) = (account.clone(), trigger.to_owned());
+        let mut task = AbortOnDrop(
+            background
+                .handle()
+                .spawn(async move { here.sync_here(&account, &trigger, progress).await }),
+        );
+        match (&mut task.0).await {
+            Ok(done) => done,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(SyncError::Fatal(format!("the sync was interrupted: {e}"))),
+        }
+    }
+
+    /// [`Syncer::sync`] on the caller's runtime.
+    async fn sync_here(
         &self,
         account: &AccountRow,
         trigger: &str,

@@ -15,6 +15,7 @@ use mdmhub::runtime::Registry;
 use mdmhub::secrets::MasterKey;
 use mdmhub::store::Store;
 use mdmhub::store::accounts::AccountRow;
+use mdmhub::sync::background::Background;
 use mdmhub::sync::{SyncOptions, Syncer};
 use mdmhub_tests::sim::control::{BudgetSpec, Faults};
 use mdmhub_tests::sim::iru::{IruOptions, IruSim};
@@ -146,7 +147,8 @@ async fn answer(res: reqwest::Response) -> Answer {
     }
 }
 
-/// The syncer tests use: short leases, so a stopped process's are soon free.
+/// The syncer tests use: short leases, so a stopped process's are soon
+/// free; syncs on a lower-priority runtime of their own, as `serve` runs them.
 fn syncer(accounts: &Accounts) -> Syncer {
     Syncer::new(
         accounts.clone(),
@@ -155,6 +157,7 @@ fn syncer(accounts: &Accounts) -> Syncer {
             ..SyncOptions::default()
         },
     )
+    .in_background(Background::new().unwrap())
 }
 
 /// A server on a free loopback port: its base URL, its stop signal and its task.
