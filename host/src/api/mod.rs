@@ -240,7 +240,11 @@ pub async fn serve(
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let shutdown = CancellationToken::new();
-    syncer.accounts.store.cache_lists(options.list_cache_bytes);
+    let store = &syncer.accounts.store;
+    store.cache_lists(options.list_cache_bytes);
+    if let Err(e) = store.warm_lists(None).await {
+        tracing::warn!(error = %e, "reading account lists into memory");
+    }
     let state = AppState::new(syncer.clone(), shutdown.clone(), &options);
     let dispatcher = if options.deliver_webhooks {
         let accounts = &syncer.accounts;

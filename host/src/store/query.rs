@@ -598,6 +598,33 @@ impl Store {
         )
     }
 
+    /// Reads the lists of account `account` (of every workspace's
+    /// accounts not being synced, if `None`) into memory in the
+    /// background, if the list cache is on: a server does it when it
+    /// starts and after each sync, so callers seldom wait for the
+    /// database.
+    pub async fn warm_lists(&self, account: Option<&str>) -> Result<(), StoreError> {
+        if self.list_cache.get().is_none() {
+            return Ok(());
+        }
+        let ids: Vec<String> = match account {
+            Some(id) => vec![id.to_owned()],
+            None => {
+                sqlx::query_scalar("SELECT id FROM accounts WHERE lease_holder IS NULL ORDER BY id")
+                    .fetch_all(self.reads())
+                    .await?
+            }
+        };
+        for id in &ids {
+            for listing in [Listing::Devices, Listing::Users, Listing::Organizations] {
+                if let Some(version) = listing.version() {
+                    self.start_snapshot(listing, id, version);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Reads account `account`'s list of `listing` into a [`Snapshot`] in
     /// the background, unless one is being read or the budget is spent.
     fn start_snapshot(&self, listing: Listing, account: &str, version: &'static str) {
@@ -607,19 +634,24 @@ impl Store {
         if !cache.snapshots.claim(listing, account) {
             return;
         }
-        let store = self.clone();
-        let account = account.to_owned();
+        let mut claim = Claim {
+            store: self.clone(),
+            listing,
+            account: account.to_owned(),
+            built: None,
+        };
         tokio::spawn(async move {
-            let built = match store.read_snapshot(listing, &account, version).await {
-                Ok(built) => built,
+            match claim
+                .store
+                .read_snapshot(listing, &claim.account, version)
+                .await
+            {
+                Ok(built) => claim.built = built,
                 Err(e) => {
-                    tracing::warn!(error = %e, account, "reading an account's list into memory");
-                    None
+                    tracing::warn!(error = %e, account = claim.account, "reading an account's list into memory")
                 }
-            };
-            if let Some(cache) = store.list_cache.get() {
-                cache.snapshots.finish(listing, &account, built);
             }
+            drop(claim);
         });
     }
 
@@ -928,6 +960,26 @@ struct ParsedRow<'a> {
     values: Vec<(&'static str, Option<&'a str>)>,
     /// The extra columns.
     extra: Vec<&'a str>,
+}
+
+/// A snapshot being read (see `Snapshots::claim`): when dropped, it
+/// finishes with what was read, or with nothing if its task was dropped
+/// first (a runtime shutting down), so the list can be read again.
+struct Claim {
+    store: Store,
+    listing: Listing,
+    account: String,
+    built: Option<Snapshot>,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Some(cache) = self.store.list_cache.get() {
+            cache
+                .snapshots
+                .finish(self.listing, &self.account, self.built.take());
+        }
+    }
 }
 
 /// What a listed record is written from.

@@ -202,6 +202,8 @@ impl Syncer {
         };
         if let Err(e) = self.store().release_lease(&account.id, &holder).await {
             tracing::warn!(account = %account.name, error = %e, "releasing the sync lease failed; it expires by itself");
+        } else if let Err(e) = self.store().warm_lists(Some(&account.id)).await {
+            tracing::debug!(account = %account.name, error = %e, "reading the account's lists into memory");
         }
         crate::metrics::sync_finished(&result);
         result
