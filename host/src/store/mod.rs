@@ -75,6 +75,8 @@ pub struct Store {
     backend: Backend,
     /// Records ready to list, once [`Store::cache_lists`] turns it on.
     list_cache: Arc<OnceLock<list_cache::ListCache>>,
+    /// Where it was opened.
+    url: Arc<str>,
 }
 
 impl Store {
@@ -89,40 +91,7 @@ impl Store {
             return Err(StoreError::UnsupportedUrl(redact(url)));
         };
         let options: AnyConnectOptions = url.parse()?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
-            .acquire_timeout(Duration::from_secs(30))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL: readers never block the one writer; NORMAL
-                        // sync is durable across a process kill.
-                        for pragma in [
-                            "PRAGMA journal_mode = WAL",
-                            "PRAGMA synchronous = NORMAL",
-                            "PRAGMA foreign_keys = ON",
-                            "PRAGMA busy_timeout = 30000",
-                            // 16 MiB of page cache per connection (default 2):
-                            // inserts into large random-key indexes (apps,
-                            // devices) otherwise reread pages from the OS.
-                            "PRAGMA cache_size = -16384",
-                            // Statement journals of multi-row writes stay
-                            // in memory instead of a temporary file.
-                            "PRAGMA temp_store = MEMORY",
-                            // Checkpoint every 16 MiB of WAL (default 4):
-                            // pages written again in between (indexes, the
-                            // rows a page and its details both write) are
-                            // copied to the database once, with fewer fsyncs.
-                            "PRAGMA wal_autocheckpoint = 4096",
-                        ] {
-                            conn.execute(pragma).await?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await?;
+        let pool = write_pool(backend).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         let reads = match backend {
             Backend::Postgres => pool.clone(),
@@ -153,6 +122,7 @@ impl Store {
             reads,
             backend,
             list_cache: Arc::default(),
+            url: url.into(),
         })
     }
 
@@ -199,6 +169,24 @@ impl Store {
         self.list_cache.get().map(|c| c.usage())
     }
 
+    /// This store writing through a pool of its own that connects when
+    /// first used (SQLite; PostgreSQL works in its own server): a sync on
+    /// the lower-priority runtime opens those connections, so their
+    /// SQLite threads inherit its priority and the API's stay ahead.
+    pub fn with_own_writes(&self) -> Result<Self, StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(self.clone());
+        }
+        let pool = write_pool(self.backend)
+            .max_connections(2)
+            .min_connections(0)
+            .connect_lazy_with(self.url.parse()?);
+        Ok(Self {
+            pool,
+            ..self.clone()
+        })
+    }
+
     /// Whether account lists are being read into memory.
     pub fn list_snapshots_reading(&self) -> bool {
         self.list_cache.get().is_some_and(|c| c.snapshots.reading())
@@ -208,6 +196,42 @@ impl Store {
     pub fn list_snapshot_usage(&self) -> Option<(u64, usize)> {
         self.list_cache.get().map(|c| c.snapshots.usage())
     }
+}
+
+/// The options of a store's pool of writing connections.
+fn write_pool(backend: Backend) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL: readers never block the one writer; NORMAL
+                    // sync is durable across a process kill.
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = NORMAL",
+                        "PRAGMA foreign_keys = ON",
+                        "PRAGMA busy_timeout = 30000",
+                        // 16 MiB of page cache per connection (default 2):
+                        // inserts into large random-key indexes (apps,
+                        // devices) otherwise reread pages from the OS.
+                        "PRAGMA cache_size = -16384",
+                        // Statement journals of multi-row writes stay
+                        // in memory instead of a temporary file.
+                        "PRAGMA temp_store = MEMORY",
+                        // Checkpoint every 16 MiB of WAL (default 4):
+                        // pages written again in between (indexes, the
+                        // rows a page and its details both write) are
+                        // copied to the database once, with fewer fsyncs.
+                        "PRAGMA wal_autocheckpoint = 4096",
+                    ] {
+                        conn.execute(pragma).await?;
+                    }
+                }
+                Ok(())
+            })
+        })
 }
 
 /// The `sqlite://` URL of a database file, created if missing.

@@ -126,30 +126,44 @@ pub struct Syncer {
     holder: String,
     /// Where syncs run, if not on the caller's runtime.
     background: Option<background::Background>,
+    /// The store syncs write through (see [`Syncer::in_background`]).
+    store: Store,
 }
 
 impl Syncer {
     /// A syncer whose leases name this process.
     pub fn new(accounts: Accounts, options: SyncOptions) -> Self {
         Self {
-            accounts,
             options,
             holder: holder::new_id(),
             background: None,
+            store: accounts.store.clone(),
+            accounts,
         }
     }
 
     /// This syncer, running every sync on `background` (a server's
     /// lower-priority runtime) whoever asks for it.
+    ///
+    /// Its writes go through connections of their own, opened by the
+    /// syncs, so that SQLite's work for them runs at their priority too.
     pub fn in_background(self, background: background::Background) -> Self {
+        let store = match self.accounts.store.with_own_writes() {
+            Ok(store) => store,
+            Err(e) => {
+                tracing::warn!(error = %e, "syncs write through the server's connections");
+                self.store
+            }
+        };
         Self {
             background: Some(background),
+            store,
             ..self
         }
     }
 
     fn store(&self) -> &Store {
-        &self.accounts.store
+        &self.store
     }
 
     /// Syncs `account` now (resuming its interrupted run, if any) and
