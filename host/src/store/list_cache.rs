@@ -118,6 +118,17 @@ enum Slot {
     Ready(Arc<Snapshot>, u64),
 }
 
+/// Bytes the ready snapshots among `slots` hold.
+fn used(slots: &HashMap<(Listing, String), Slot>) -> u64 {
+    slots
+        .values()
+        .map(|s| match s {
+            Slot::Ready(_, bytes) => *bytes,
+            Slot::Building => 0,
+        })
+        .sum()
+}
+
 /// Account snapshots by listing and account, bounded in bytes.
 #[derive(Debug, Default)]
 pub(crate) struct Snapshots {
@@ -153,13 +164,7 @@ impl Snapshots {
     /// being read; [`Snapshots::finish`] must follow.
     pub(crate) fn claim(&self, listing: Listing, account: &str) -> bool {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        let used: u64 = slots
-            .values()
-            .map(|s| match s {
-                Slot::Ready(_, bytes) => *bytes,
-                Slot::Building => 0,
-            })
-            .sum();
+        let used = used(&slots);
         let key = (listing, account.to_owned());
         let own = match slots.get(&key) {
             Some(Slot::Building) => return false,
@@ -181,13 +186,7 @@ impl Snapshots {
         slots.remove(&key);
         let Some(built) = built else { return };
         let bytes = built.size();
-        let used: u64 = slots
-            .values()
-            .map(|s| match s {
-                Slot::Ready(_, bytes) => *bytes,
-                Slot::Building => 0,
-            })
-            .sum();
+        let used = used(&slots);
         if used + bytes <= self.budget {
             slots.insert(key, Slot::Ready(Arc::new(built), bytes));
         }

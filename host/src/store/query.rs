@@ -436,15 +436,11 @@ impl Store {
             .filter(|(_, hit)| hit.is_none())
             .map(|(r, _)| r.id())
             .collect();
-        let fetched_text = match missing.is_empty() {
-            true => String::new(),
-            false => self.records_of(listing, version, &missing).await?,
-        };
+        let fetched_text = self.records_of(listing, version, &missing).await?;
         let Some(fetched) = parse_rows(listing, &fetched_text, 2) else {
             return Ok(None);
         };
-        let fetched: std::collections::HashMap<&str, &ParsedRow<'_>> =
-            fetched.iter().map(|r| (r.id(), r)).collect();
+        let fetched = by_id(&fetched);
         let names = field_names(listing);
         let mut entries: Vec<(ParsedRow<'_>, Body<'_>)> = Vec::with_capacity(page + 1);
         let mut remembered = 0;
@@ -531,13 +527,16 @@ impl Store {
     }
 
     /// The [`row_text`]s with `version` and record of `listing`'s records
-    /// `ids`, as one text (see [`Store::aggregated`]).
+    /// `ids`, as one text (see [`Store::aggregated`]); none for no ids.
     async fn records_of(
         &self,
         listing: Listing,
         version: &str,
         ids: &[&str],
     ) -> Result<String, StoreError> {
+        if ids.is_empty() {
+            return Ok(String::new());
+        }
         let list = (1..=ids.len())
             .map(|i| format!("${i}"))
             .collect::<Vec<_>>()
@@ -692,15 +691,11 @@ impl Store {
                 .filter(|r| cache.get(r.id(), r.extra[0]).is_none())
                 .map(|r| r.id())
                 .collect();
-            let fetched_text = match missing.is_empty() {
-                true => String::new(),
-                false => self.records_of(listing, version, &missing).await?,
-            };
+            let fetched_text = self.records_of(listing, version, &missing).await?;
             let Some(fetched) = parse_rows(listing, &fetched_text, 2) else {
                 return Ok(None);
             };
-            let fetched: std::collections::HashMap<&str, &ParsedRow<'_>> =
-                fetched.iter().map(|r| (r.id(), r)).collect();
+            let fetched = by_id(&fetched);
             for row in &chunk {
                 let cached = match cache.get(row.id(), row.extra[0]) {
                     Some(c) => c,
@@ -1077,6 +1072,13 @@ fn parse_page(
         false => None,
     };
     Some((rows, next))
+}
+
+/// Parsed rows by id.
+fn by_id<'r, 'a>(
+    rows: &'r [ParsedRow<'a>],
+) -> std::collections::HashMap<&'a str, &'r ParsedRow<'a>> {
+    rows.iter().map(|r| (r.id(), r)).collect()
 }
 
 /// The account of a parsed row among `accounts` (sorted by id).
