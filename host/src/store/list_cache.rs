@@ -41,18 +41,24 @@ pub(crate) struct ListCache {
     cache: Cache<Box<str>, Arc<Cached>, Bytes>,
     /// Whole account lists, within a budget of their own of the same size.
     pub(crate) snapshots: Snapshots,
+    /// The runtime that reads snapshots: the API's (the one that turned
+    /// the cache on), whoever asks, so a sync's lower-priority runtime
+    /// never opens the API's read connections.
+    pub(crate) runtime: tokio::runtime::Handle,
 }
 
 /// A listed record's size, roughly: only sizes the cache's table.
 const TYPICAL_ENTRY: u64 = 1_500;
 
 impl ListCache {
-    /// A cache of at most `bytes` of templates, and at most `bytes` of snapshots.
+    /// A cache of at most `bytes` of templates, and at most `bytes` of
+    /// snapshots; must be called on the runtime that reads snapshots.
     pub(crate) fn new(bytes: u64) -> Self {
         let items = (bytes / TYPICAL_ENTRY).clamp(16, 1 << 22) as usize;
         Self {
             cache: Cache::with_weighter(items, bytes, Bytes),
             snapshots: Snapshots::new(bytes),
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
@@ -104,18 +110,24 @@ impl Snapshot {
     /// Bytes held, roughly (templates included: the snapshot keeps them
     /// alive whatever the template cache evicts).
     fn size(&self) -> u64 {
-        self.rows
-            .iter()
-            .map(|r| (r.id.len() + r.text.len() + r.cached.template.size() + 96) as u64)
-            .sum()
+        self.rows.iter().map(SnapRow::size).sum()
     }
 }
 
-/// A snapshot's place: being read, or ready.
+impl SnapRow {
+    /// Bytes held, roughly.
+    pub(crate) fn size(&self) -> u64 {
+        (self.id.len() + self.text.len() + self.cached.template.size() + 96) as u64
+    }
+}
+
+/// A snapshot's place: being read, ready, or too big for the budget at
+/// a generation (not read again until the account's inventory changes).
 #[derive(Debug)]
 enum Slot {
     Building,
     Ready(Arc<Snapshot>, u64),
+    TooBig(i64),
 }
 
 /// Bytes the ready snapshots among `slots` hold.
@@ -124,16 +136,19 @@ fn used(slots: &HashMap<(Listing, String), Slot>) -> u64 {
         .values()
         .map(|s| match s {
             Slot::Ready(_, bytes) => *bytes,
-            Slot::Building => 0,
+            Slot::Building | Slot::TooBig(_) => 0,
         })
         .sum()
 }
 
 /// Account snapshots by listing and account, bounded in bytes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Snapshots {
     slots: Mutex<HashMap<(Listing, String), Slot>>,
     budget: u64,
+    /// One snapshot is read at a time: reading one holds its rows until
+    /// they are counted, and takes a connection of the API's read pool.
+    pub(crate) reading: tokio::sync::Semaphore,
 }
 
 impl Snapshots {
@@ -142,6 +157,7 @@ impl Snapshots {
         Self {
             slots: Mutex::default(),
             budget,
+            reading: tokio::sync::Semaphore::new(1),
         }
     }
 
@@ -160,36 +176,64 @@ impl Snapshots {
     }
 
     /// Whether the caller should read a new snapshot of `account`'s
-    /// `listing`: none is being read and the budget has room. Marks it
-    /// being read; [`Snapshots::finish`] must follow.
-    pub(crate) fn claim(&self, listing: Listing, account: &str) -> bool {
+    /// `listing` (whose generation is `generation`, if known): none is
+    /// being read, it was not found too big at that generation, and the
+    /// budget has room. Marks it being read; [`Snapshots::finish`] must
+    /// follow.
+    pub(crate) fn claim(&self, listing: Listing, account: &str, generation: Option<i64>) -> bool {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        let used = used(&slots);
         let key = (listing, account.to_owned());
         let own = match slots.get(&key) {
             Some(Slot::Building) => return false,
+            Some(Slot::TooBig(g)) if generation.is_none_or(|now| now == *g) => return false,
             Some(Slot::Ready(_, bytes)) => *bytes,
-            None => 0,
+            Some(Slot::TooBig(_)) | None => 0,
         };
-        if used - own >= self.budget {
+        if used(&slots) - own >= self.budget {
             return false;
         }
         slots.insert(key, Slot::Building);
         true
     }
 
-    /// Ends a [`Snapshots::claim`]: keeps `built` if there is one and it
-    /// fits the budget.
-    pub(crate) fn finish(&self, listing: Listing, account: &str, built: Option<Snapshot>) {
+    /// The bytes a snapshot of `account`'s `listing` may take now.
+    pub(crate) fn room(&self, listing: Listing, account: &str) -> u64 {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let own = match slots.get(&(listing, account.to_owned())) {
+            Some(Slot::Ready(_, bytes)) => *bytes,
+            _ => 0,
+        };
+        (self.budget + own).saturating_sub(used(&slots))
+    }
+
+    /// Ends a [`Snapshots::claim`]: keeps `built` if it fits the budget,
+    /// or notes that the list is too big at generation `too_big`.
+    pub(crate) fn finish(
+        &self,
+        listing: Listing,
+        account: &str,
+        built: Option<Snapshot>,
+        too_big: Option<i64>,
+    ) {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         let key = (listing, account.to_owned());
         slots.remove(&key);
-        let Some(built) = built else { return };
-        let bytes = built.size();
-        let used = used(&slots);
-        if used + bytes <= self.budget {
-            slots.insert(key, Slot::Ready(Arc::new(built), bytes));
+        if let Some(built) = built {
+            let bytes = built.size();
+            if used(&slots) + bytes <= self.budget {
+                slots.insert(key, Slot::Ready(Arc::new(built), bytes));
+                return;
+            }
+            slots.insert(key, Slot::TooBig(built.generation));
+        } else if let Some(generation) = too_big {
+            slots.insert(key, Slot::TooBig(generation));
         }
+    }
+
+    /// Drops every snapshot of account `account` (it was removed).
+    pub(crate) fn forget(&self, account: &str) {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.retain(|(_, a), s| a != account || matches!(s, Slot::Building));
     }
 
     /// Whether a snapshot is being read.
@@ -203,7 +247,68 @@ impl Snapshots {
         let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         slots.values().fold((0, 0), |(b, n), s| match s {
             Slot::Ready(_, bytes) => (b + bytes, n + 1),
-            Slot::Building => (b, n),
+            Slot::Building | Slot::TooBig(_) => (b, n),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(generation: i64, rows: usize) -> Snapshot {
+        let cached = Arc::new(Cached {
+            hash: "h".into(),
+            template: Template::new("{}", &[]).unwrap(),
+        });
+        let rows = (0..rows)
+            .map(|i| SnapRow {
+                id: format!("dev_{i:04}").into(),
+                text: "x".repeat(100).into(),
+                cached: cached.clone(),
+            })
+            .collect();
+        Snapshot { generation, rows }
+    }
+
+    #[test]
+    fn snapshots_are_read_once_kept_within_budget_and_not_reread_when_too_big() {
+        let row = snapshot(0, 1).size();
+        let s = Snapshots::new(row * 10);
+        let d = Listing::Devices;
+        assert!(s.claim(d, "acc_a", Some(1)));
+        assert!(s.reading());
+        assert!(!s.claim(d, "acc_a", Some(1)), "one reader per list");
+        assert_eq!(s.room(d, "acc_a"), row * 10);
+        s.finish(d, "acc_a", Some(snapshot(1, 6)), None);
+        assert!(!s.reading());
+        assert_eq!(s.get(d, "acc_a", 1).unwrap().rows.len(), 6);
+        assert!(s.get(d, "acc_a", 2).is_none(), "another generation");
+        assert!(s.get(Listing::Users, "acc_a", 1).is_none());
+        assert_eq!(s.usage(), (row * 6, 1));
+        assert_eq!(s.room(d, "acc_b"), row * 4);
+
+        // A list bigger than what is left is not kept, nor read again at
+        // that generation.
+        assert!(s.claim(d, "acc_b", Some(7)));
+        s.finish(d, "acc_b", Some(snapshot(7, 5)), None);
+        assert!(s.get(d, "acc_b", 7).is_none());
+        assert!(!s.claim(d, "acc_b", Some(7)));
+        assert!(!s.claim(d, "acc_b", None));
+        assert!(s.claim(d, "acc_b", Some(8)), "changed since");
+        s.finish(d, "acc_b", None, Some(8));
+        assert!(!s.claim(d, "acc_b", Some(8)));
+
+        // A stale list is replaced: its own bytes count as room.
+        assert_eq!(s.room(d, "acc_a"), row * 10);
+        assert!(s.claim(d, "acc_a", Some(2)));
+        s.finish(d, "acc_a", Some(snapshot(2, 10)), None);
+        assert_eq!(s.get(d, "acc_a", 2).unwrap().rows.len(), 10);
+
+        // The budget spent, no other list is read; a removed account's go.
+        assert!(!s.claim(d, "acc_c", Some(1)));
+        s.forget("acc_a");
+        assert_eq!(s.usage(), (0, 0));
+        assert!(s.claim(d, "acc_c", Some(1)));
     }
 }

@@ -169,22 +169,31 @@ impl Store {
         self.list_cache.get().map(|c| c.usage())
     }
 
-    /// This store writing through a pool of its own that connects when
-    /// first used (SQLite; PostgreSQL works in its own server): a sync on
-    /// the lower-priority runtime opens those connections, so their
-    /// SQLite threads inherit its priority and the API's stay ahead.
+    /// This store reading and writing through a pool of its own that
+    /// connects when first used: a sync on the lower-priority runtime
+    /// opens those connections, so SQLite's threads for them (and, on
+    /// PostgreSQL, the I/O of their sockets) run at its priority, and the
+    /// API's connections are never opened or driven by it.
     pub fn with_own_writes(&self) -> Result<Self, StoreError> {
-        if self.backend != Backend::Sqlite {
-            return Ok(self.clone());
-        }
         let pool = write_pool(self.backend)
-            .max_connections(2)
+            .max_connections(match self.backend {
+                Backend::Sqlite => 2,
+                Backend::Postgres => 4,
+            })
             .min_connections(0)
             .connect_lazy_with(self.url.parse()?);
         Ok(Self {
+            reads: pool.clone(),
             pool,
             ..self.clone()
         })
+    }
+
+    /// Drops the lists of account `account` kept in memory (it is being removed).
+    fn forget_lists(&self, account: &str) {
+        if let Some(cache) = self.list_cache.get() {
+            cache.snapshots.forget(account);
+        }
     }
 
     /// Whether account lists are being read into memory.

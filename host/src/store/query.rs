@@ -416,7 +416,7 @@ impl Store {
                     // An account being synced changes page by page: it is
                     // read from the database until its sync ends.
                     if in_memory && !state.syncing {
-                        self.start_snapshot(listing, &a.id, version);
+                        self.start_snapshot(listing, &a.id, Some(state.generation), version);
                     }
                     read.push(a.clone());
                 }
@@ -473,9 +473,12 @@ impl Store {
         for (row, hit) in rows.into_iter().zip(hits) {
             let entry = match hit {
                 Some(c) => (row, Body::Template(c)),
-                // Gone since the page was read (its account removed).
+                // Written since the page was read (gone, or no longer
+                // matching): the page would be short and its cursor
+                // wrong, so it is read again the plain way.
                 None => match fetched.get(row.id()) {
-                    None => continue,
+                    None => return Ok(None),
+                    Some(f) if f.value("status") != row.value("status") => return Ok(None),
                     Some(f) => {
                         let body = match Template::new(f.extra[1], &names) {
                             Some(t) => Body::Template(cache.insert(f.id(), f.extra[0], t)),
@@ -617,35 +620,46 @@ impl Store {
         for id in &ids {
             for listing in [Listing::Devices, Listing::Users, Listing::Organizations] {
                 if let Some(version) = listing.version() {
-                    self.start_snapshot(listing, id, version);
+                    self.start_snapshot(listing, id, None, version);
                 }
             }
         }
         Ok(())
     }
 
-    /// Reads account `account`'s list of `listing` into a [`Snapshot`] in
-    /// the background, unless one is being read or the budget is spent.
-    fn start_snapshot(&self, listing: Listing, account: &str, version: &'static str) {
+    /// Reads account `account`'s list of `listing` (at `generation`, if
+    /// known) into a [`Snapshot`] in the background on the API's runtime,
+    /// one at a time, unless one is being read, it is too big, or the
+    /// budget is spent.
+    fn start_snapshot(
+        &self,
+        listing: Listing,
+        account: &str,
+        generation: Option<i64>,
+        version: &'static str,
+    ) {
         let Some(cache) = self.list_cache.get() else {
             return;
         };
-        if !cache.snapshots.claim(listing, account) {
+        if !cache.snapshots.claim(listing, account, generation) {
             return;
         }
         let mut claim = Claim {
             store: self.clone(),
             listing,
             account: account.to_owned(),
-            built: None,
+            read: Read::Nothing,
         };
-        tokio::spawn(async move {
-            match claim
-                .store
-                .read_snapshot(listing, &claim.account, version)
-                .await
-            {
-                Ok(built) => claim.built = built,
+        cache.runtime.spawn(async move {
+            let store = claim.store.clone();
+            let Some(cache) = store.list_cache.get() else {
+                return;
+            };
+            let Ok(_one) = cache.snapshots.reading.acquire().await else {
+                return;
+            };
+            match store.read_snapshot(listing, &claim.account, version).await {
+                Ok(read) => claim.read = read,
                 Err(e) => {
                     tracing::warn!(error = %e, account = claim.account, "reading an account's list into memory")
                 }
@@ -655,22 +669,24 @@ impl Store {
     }
 
     /// Account `account`'s rows of `listing` with their templates, in id
-    /// order, read a chunk at a time; `None` if the account's inventory
+    /// order, read a chunk at a time; nothing if the account's inventory
     /// was written meanwhile (its generation moved) or a record is not
-    /// the text `serde_json` stores.
+    /// the text `serde_json` stores, and no more than the budget's room.
     async fn read_snapshot(
         &self,
         listing: Listing,
         account: &str,
         version: &str,
-    ) -> Result<Option<Snapshot>, StoreError> {
+    ) -> Result<Read, StoreError> {
         const CHUNK: usize = 2000;
         let Some(cache) = self.list_cache.get() else {
-            return Ok(None);
+            return Ok(Read::Nothing);
         };
         let Some(generation) = self.list_generation(account).await? else {
-            return Ok(None);
+            return Ok(Read::Nothing);
         };
+        let room = cache.snapshots.room(listing, account);
+        let mut bytes = 0;
         let names = field_names(listing);
         let sql = format!(
             "SELECT {} AS x FROM {} r WHERE r.account_id = $1 AND r.id > $2 ORDER BY r.id LIMIT {CHUNK}",
@@ -682,7 +698,7 @@ impl Store {
         loop {
             let text = self.aggregated(&sql, &[account, &after]).await?;
             let Some((chunk, _)) = parse_page(listing, &text, 1, CHUNK) else {
-                return Ok(None);
+                return Ok(Read::Nothing);
             };
             let Some(last) = chunk.last() else { break };
             after = last.id().to_owned();
@@ -693,7 +709,7 @@ impl Store {
                 .collect();
             let fetched_text = self.records_of(listing, version, &missing).await?;
             let Some(fetched) = parse_rows(listing, &fetched_text, 2) else {
-                return Ok(None);
+                return Ok(Read::Nothing);
             };
             let fetched = by_id(&fetched);
             for row in &chunk {
@@ -704,26 +720,35 @@ impl Store {
                         // generation check below throws the snapshot away.
                         let Some(f) = fetched.get(row.id()).filter(|f| f.extra[0] == row.extra[0])
                         else {
-                            return Ok(None);
+                            return Ok(Read::Nothing);
                         };
                         let Some(t) = Template::new(f.extra[1], &names) else {
-                            return Ok(None);
+                            return Ok(Read::Nothing);
                         };
                         cache.insert(f.id(), f.extra[0], t)
                     }
                 };
-                rows.push(SnapRow {
+                let row = SnapRow {
                     id: row.id().into(),
                     text: row.raw.into(),
                     cached,
-                });
+                };
+                bytes += row.size();
+                if bytes > room {
+                    return Ok(Read::TooBig(generation));
+                }
+                rows.push(row);
             }
             if chunk.len() < CHUNK {
                 break;
             }
         }
-        Ok((self.list_generation(account).await? == Some(generation))
-            .then_some(Snapshot { generation, rows }))
+        Ok(
+            match self.list_generation(account).await? == Some(generation) {
+                true => Read::Built(Snapshot { generation, rows }),
+                false => Read::Nothing,
+            },
+        )
     }
 
     /// One device by mdmhub id, or by remote id or serial number, with
@@ -957,6 +982,16 @@ struct ParsedRow<'a> {
     extra: Vec<&'a str>,
 }
 
+/// What reading a snapshot gave.
+enum Read {
+    /// The account's list.
+    Built(Snapshot),
+    /// More than the budget's room, at this generation.
+    TooBig(i64),
+    /// Nothing to keep (written meanwhile, gone, or not readable).
+    Nothing,
+}
+
 /// A snapshot being read (see `Snapshots::claim`): when dropped, it
 /// finishes with what was read, or with nothing if its task was dropped
 /// first (a runtime shutting down), so the list can be read again.
@@ -964,16 +999,22 @@ struct Claim {
     store: Store,
     listing: Listing,
     account: String,
-    built: Option<Snapshot>,
+    read: Read,
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        if let Some(cache) = self.store.list_cache.get() {
-            cache
-                .snapshots
-                .finish(self.listing, &self.account, self.built.take());
-        }
+        let Some(cache) = self.store.list_cache.get() else {
+            return;
+        };
+        let (built, too_big) = match std::mem::replace(&mut self.read, Read::Nothing) {
+            Read::Built(s) => (Some(s), None),
+            Read::TooBig(generation) => (None, Some(generation)),
+            Read::Nothing => (None, None),
+        };
+        cache
+            .snapshots
+            .finish(self.listing, &self.account, built, too_big);
     }
 }
 

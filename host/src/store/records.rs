@@ -412,7 +412,6 @@ impl Store {
         let at = now();
         let mut removed = 0;
         let mut tx = self.pool().begin().await?;
-        bump_lists(&mut tx, account_id).await?;
         for chunk in ids.chunks(500) {
             let mut p = Params::new(self.backend());
             let sql = format!(
@@ -442,6 +441,7 @@ impl Store {
             },
         )
         .await?;
+        bump_lists(&mut tx, account_id).await?;
         tx.commit().await?;
         Ok(removed)
     }
@@ -459,7 +459,6 @@ impl Store {
         let at = now();
         let t = table.name();
         let mut tx = self.pool().begin().await?;
-        bump_lists(&mut tx, account_id).await?;
         // One pass over the account's records: each unseen one misses one
         // more pass and is removed at its second (`missed_passes` on the
         // right of `SET` is the value before the update).
@@ -491,6 +490,7 @@ impl Store {
         .await?;
         // Once per run: a resumed run must not count a second missed pass.
         runs::set_checkpoint(&mut tx, run.id, &removals_step(table), None, true).await?;
+        bump_lists(&mut tx, account_id).await?;
         tx.commit().await?;
         Ok(removed)
     }
@@ -558,7 +558,6 @@ impl Store {
         let org = "(SELECT o.id FROM organizations o WHERE o.account_id = devices.account_id \
                AND o.status = 'active' AND o.remote_id = devices.organization_remote_id)";
         let mut tx = self.pool().begin().await?;
-        bump_lists(&mut tx, account_id).await?;
         // Only rows whose link changes are written: a re-sync rewrites nothing.
         for (col, expr) in [("user_id", user), ("organization_id", org)] {
             sqlx::query(&format!(
@@ -568,6 +567,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        bump_lists(&mut tx, account_id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -709,7 +709,9 @@ async fn upsert_rows(
 }
 
 /// Bumps the account's `list_generation`: lists kept in memory for the
-/// account are stale once this transaction commits.
+/// account are stale once this transaction commits. Called last in a
+/// transaction: its records locked before the account's row, the order
+/// removing an account takes too (PostgreSQL would otherwise deadlock).
 async fn bump_lists(tx: &mut Tx<'_>, account_id: &str) -> Result<(), StoreError> {
     sqlx::query("UPDATE accounts SET list_generation = list_generation + 1 WHERE id = $1")
         .bind(account_id)
