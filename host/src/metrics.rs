@@ -1,7 +1,7 @@
 //! Process-wide Prometheus metrics: API requests, sync runs, connector
-//! calls, vendor responses, rate-limit waits and the list cache. One registry for the
-//! process (a scrape describes the process, not one server); the recording
-//! functions are one line at each place that counts.
+//! calls, vendor responses, rate-limit waits and the list cache. One
+//! registry for the process (a scrape describes the process, not one
+//! server); the recording functions are one line at each place that counts.
 
 use std::sync::LazyLock;
 use std::time::Duration;

@@ -77,6 +77,11 @@ impl ListCache {
         cached
     }
 
+    /// Bytes held (as weighed).
+    pub(crate) fn bytes(&self) -> u64 {
+        self.cache.weight()
+    }
+
     /// Bytes held (as weighed) and entries.
     pub(crate) fn usage(&self) -> (u64, usize) {
         (self.cache.weight(), self.cache.len())

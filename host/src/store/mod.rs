@@ -76,7 +76,17 @@ pub struct Store {
     /// Records ready to list, once [`Store::cache_lists`] turns it on.
     list_cache: Arc<OnceLock<list_cache::ListCache>>,
     /// Where it was opened.
-    url: Arc<str>,
+    url: ConnectUrl,
+}
+
+/// A database URL, shown without its password.
+#[derive(Clone)]
+struct ConnectUrl(Arc<str>);
+
+impl std::fmt::Debug for ConnectUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact(&self.0))
+    }
 }
 
 impl Store {
@@ -122,7 +132,7 @@ impl Store {
             reads,
             backend,
             list_cache: Arc::default(),
-            url: url.into(),
+            url: ConnectUrl(url.into()),
         })
     }
 
@@ -174,14 +184,14 @@ impl Store {
     /// opens those connections, so SQLite's threads for them (and, on
     /// PostgreSQL, the I/O of their sockets) run at its priority, and the
     /// API's connections are never opened or driven by it.
-    pub fn with_own_writes(&self) -> Result<Self, StoreError> {
+    pub fn with_own_pool(&self) -> Result<Self, StoreError> {
         let pool = write_pool(self.backend)
             .max_connections(match self.backend {
                 Backend::Sqlite => 2,
                 Backend::Postgres => 4,
             })
             .min_connections(0)
-            .connect_lazy_with(self.url.parse()?);
+            .connect_lazy_with(self.url.0.parse()?);
         Ok(Self {
             reads: pool.clone(),
             pool,

@@ -191,15 +191,16 @@ impl Store {
     /// instead of one per record, each of which would cost a hand-over
     /// between the database's thread and the caller's.
     pub async fn list_text(&self, listing: Listing, f: &Filter) -> Result<TextPage, StoreError> {
-        let accounts = self.listed_accounts(f).await?;
+        let (names, states) = self.listed_accounts(f).await?;
         if f.omit_remote_data
             && let (Some(cache), Some(version)) = (self.list_cache.get(), listing.version())
-            && !accounts.is_empty()
-            && let Some(page) = self.cached(listing, f, &accounts, cache, version).await?
+            && !names.is_empty()
+            && let Some(page) = self
+                .cached(listing, f, (&names, &states), cache, version)
+                .await?
         {
             return Ok(page);
         }
-        let names = accounts.into_iter().map(|(a, _)| a).collect();
         let Some(plan) = plan_for(listing, f, names) else {
             return Ok(TextPage::default());
         };
@@ -249,12 +250,8 @@ impl Store {
     /// instead would read (and sort) every record of the workspace for
     /// each page.
     async fn plan(&self, listing: Listing, f: &Filter) -> Result<Option<Plan>, StoreError> {
-        let accounts = self.listed_accounts(f).await?;
-        Ok(plan_for(
-            listing,
-            f,
-            accounts.into_iter().map(|(a, _)| a).collect(),
-        ))
+        let (names, _) = self.listed_accounts(f).await?;
+        Ok(plan_for(listing, f, names))
     }
 
     /// The accounts a list reads (the caller's workspace's, or the one
@@ -262,7 +259,7 @@ impl Store {
     async fn listed_accounts(
         &self,
         f: &Filter,
-    ) -> Result<Vec<(AccountNames, AccountState)>, StoreError> {
+    ) -> Result<(Vec<AccountNames>, Vec<AccountState>), StoreError> {
         let workspace = f
             .workspace
             .as_deref()
@@ -397,7 +394,7 @@ impl Store {
         &self,
         listing: Listing,
         f: &Filter,
-        accounts: &[(AccountNames, AccountState)],
+        (accounts, states): (&[AccountNames], &[AccountState]),
         cache: &ListCache,
         version: &'static str,
     ) -> Result<Option<TextPage>, StoreError> {
@@ -405,7 +402,7 @@ impl Store {
         let in_memory = snapshot_answers(f);
         let mut snapshots = Vec::new();
         let mut read = Vec::new();
-        for (a, state) in accounts {
+        for (a, state) in accounts.iter().zip(states) {
             let snapshot = match in_memory {
                 true => cache.snapshots.get(listing, &a.id, state.generation),
                 false => None,
@@ -440,7 +437,7 @@ impl Store {
         let Some(fetched) = parse_rows(listing, &fetched_text, 2) else {
             return Ok(None);
         };
-        let fetched = by_id(&fetched);
+        let mut fetched = by_id(fetched);
         let names = field_names(listing);
         let mut entries: Vec<(ParsedRow<'_>, Body<'_>)> = Vec::with_capacity(page + 1);
         let mut remembered = 0;
@@ -468,7 +465,7 @@ impl Store {
         crate::metrics::list_cache(
             remembered + rows.len() - missing.len(),
             missing.len(),
-            cache.usage().0,
+            cache.bytes(),
         );
         for (row, hit) in rows.into_iter().zip(hits) {
             let entry = match hit {
@@ -476,16 +473,13 @@ impl Store {
                 // Written since the page was read (gone, or no longer
                 // matching): the page would be short and its cursor
                 // wrong, so it is read again the plain way.
-                None => match fetched.get(row.id()) {
+                None => match fetched.remove(row.id()) {
                     None => return Ok(None),
-                    Some(f) if f.value("status") != row.value("status") => return Ok(None),
-                    Some(f) => {
-                        let body = match Template::new(f.extra[1], &names) {
-                            Some(t) => Body::Template(cache.insert(f.id(), f.extra[0], t)),
-                            None => Body::Text(f.extra[1]),
-                        };
-                        let Some(fresh) = parse_row(listing, f.raw, 2) else {
-                            return Ok(None);
+                    Some(fresh) if fresh.value("status") != row.value("status") => return Ok(None),
+                    Some(fresh) => {
+                        let body = match Template::new(fresh.extra[1], &names) {
+                            Some(t) => Body::Template(cache.insert(fresh.id(), fresh.extra[0], t)),
+                            None => Body::Text(fresh.extra[1]),
                         };
                         (fresh, body)
                     }
@@ -501,7 +495,6 @@ impl Store {
             }
             false => None,
         };
-        let all: Vec<AccountNames> = accounts.iter().map(|(a, _)| a.clone()).collect();
         let mut out = TextPage {
             records: Vec::with_capacity(entries.len() * 1536),
             next,
@@ -509,7 +502,7 @@ impl Store {
         };
         let mut buf = Vec::with_capacity(names.len());
         for (row, body) in &entries {
-            let Some(account) = account_named(&all, row) else {
+            let Some(account) = account_named(accounts, row) else {
                 return Ok(None);
             };
             if out.count > 0 {
@@ -560,7 +553,7 @@ impl Store {
         &self,
         workspace: &str,
         account: Option<&str>,
-    ) -> Result<Vec<(AccountNames, AccountState)>, StoreError> {
+    ) -> Result<(Vec<AccountNames>, Vec<AccountState>), StoreError> {
         let sql = if account.is_some() {
             "SELECT id, name, connector, list_generation, lease_holder FROM accounts \
              WHERE workspace_id = $1 AND (name = $2 OR id = $2) ORDER BY id"
@@ -572,22 +565,23 @@ impl Store {
         if let Some(a) = account {
             q = q.bind(a);
         }
-        q.fetch_all(self.reads())
-            .await?
-            .iter()
-            .map(|r| {
-                let names = AccountNames {
-                    id: r.try_get(0)?,
-                    name: r.try_get(1)?,
-                    connector: r.try_get(2)?,
-                };
-                let state = AccountState {
-                    generation: r.try_get(3)?,
-                    syncing: r.try_get::<Option<String>, _>(4)?.is_some(),
-                };
-                Ok((names, state))
-            })
-            .collect()
+        let rows = q.fetch_all(self.reads()).await?;
+        let mut out = (
+            Vec::with_capacity(rows.len()),
+            Vec::with_capacity(rows.len()),
+        );
+        for r in &rows {
+            out.0.push(AccountNames {
+                id: r.try_get(0)?,
+                name: r.try_get(1)?,
+                connector: r.try_get(2)?,
+            });
+            out.1.push(AccountState {
+                generation: r.try_get(3)?,
+                syncing: r.try_get::<Option<String>, _>(4)?.is_some(),
+            });
+        }
+        Ok(out)
     }
 
     /// Account `account`'s `list_generation`, if it still exists.
@@ -702,18 +696,23 @@ impl Store {
             };
             let Some(last) = chunk.last() else { break };
             after = last.id().to_owned();
+            let hits: Vec<_> = chunk
+                .iter()
+                .map(|r| cache.get(r.id(), r.extra[0]))
+                .collect();
             let missing: Vec<&str> = chunk
                 .iter()
-                .filter(|r| cache.get(r.id(), r.extra[0]).is_none())
-                .map(|r| r.id())
+                .zip(&hits)
+                .filter(|(_, hit)| hit.is_none())
+                .map(|(r, _)| r.id())
                 .collect();
             let fetched_text = self.records_of(listing, version, &missing).await?;
             let Some(fetched) = parse_rows(listing, &fetched_text, 2) else {
                 return Ok(Read::Nothing);
             };
-            let fetched = by_id(&fetched);
-            for row in &chunk {
-                let cached = match cache.get(row.id(), row.extra[0]) {
+            let fetched = by_id(fetched);
+            for (row, hit) in chunk.iter().zip(hits) {
+                let cached = match hit {
                     Some(c) => c,
                     None => {
                         // Written since this chunk was read: the
@@ -1116,10 +1115,8 @@ fn parse_page(
 }
 
 /// Parsed rows by id.
-fn by_id<'r, 'a>(
-    rows: &'r [ParsedRow<'a>],
-) -> std::collections::HashMap<&'a str, &'r ParsedRow<'a>> {
-    rows.iter().map(|r| (r.id(), r)).collect()
+fn by_id(rows: Vec<ParsedRow<'_>>) -> std::collections::HashMap<&str, ParsedRow<'_>> {
+    rows.into_iter().map(|r| (r.id(), r)).collect()
 }
 
 /// The account of a parsed row among `accounts` (sorted by id).

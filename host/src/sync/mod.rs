@@ -145,10 +145,10 @@ impl Syncer {
     /// This syncer, running every sync on `background` (a server's
     /// lower-priority runtime) whoever asks for it.
     ///
-    /// Its writes go through connections of their own, opened by the
-    /// syncs, so that SQLite's work for them runs at their priority too.
+    /// Its reads and writes go through connections of their own, opened
+    /// by the syncs, so that SQLite's work for them runs at their priority too.
     pub fn in_background(self, background: background::Background) -> Self {
-        let store = match self.accounts.store.with_own_writes() {
+        let store = match self.accounts.store.with_own_pool() {
             Ok(store) => store,
             Err(e) => {
                 tracing::warn!(error = %e, "syncs write through the server's connections");
@@ -184,16 +184,12 @@ impl Syncer {
             ..self.clone()
         };
         let (account, trigger) = (account.clone(), trigger.to_owned());
-        let mut task = AbortOnDrop(
-            background
-                .handle()
-                .spawn(async move { here.sync_here(&account, &trigger, progress).await }),
-        );
-        match (&mut task.0).await {
-            Ok(done) => done,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(SyncError::Fatal(format!("the sync was interrupted: {e}"))),
-        }
+        let task = background
+            .handle()
+            .spawn(async move { here.sync_here(&account, &trigger, progress).await });
+        join(task)
+            .await
+            .unwrap_or_else(|e| Err(SyncError::Fatal(format!("the sync was interrupted: {e}"))))
     }
 
     /// [`Syncer::sync`] on the caller's runtime.
@@ -396,11 +392,18 @@ impl<T> Drop for AbortOnDrop<T> {
 /// calls then use every worker thread, not just the one of the task that
 /// waits for them. A panic in it resumes here.
 async fn own_task<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
-    let mut task = AbortOnDrop(tokio::spawn(work));
+    join(tokio::spawn(work))
+        .await
+        .unwrap_or_else(|e| panic!("a sync task was cancelled: {e}"))
+}
+
+/// Waits for `task`, aborting it if the waiter is dropped; a panic in it
+/// resumes here, a cancellation (its runtime shut down) is the error.
+async fn join<T>(task: tokio::task::JoinHandle<T>) -> Result<T, tokio::task::JoinError> {
+    let mut task = AbortOnDrop(task);
     match (&mut task.0).await {
-        Ok(done) => done,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => panic!("a sync task was cancelled: {e}"),
+        done => done,
     }
 }
 
