@@ -426,13 +426,7 @@ impl Store {
         let Some(rows) = parse_rows(listing, &text, 1) else {
             return Ok(None);
         };
-        let hits: Vec<_> = rows.iter().map(|r| cache.get(r.id(), r.extra[0])).collect();
-        let missing: Vec<&str> = rows
-            .iter()
-            .zip(&hits)
-            .filter(|(_, hit)| hit.is_none())
-            .map(|(r, _)| r.id())
-            .collect();
+        let (hits, missing) = lookups(cache, &rows);
         let fetched_text = self.records_of(listing, version, &missing).await?;
         let Some(fetched) = parse_rows(listing, &fetched_text, 2) else {
             return Ok(None);
@@ -696,16 +690,7 @@ impl Store {
             };
             let Some(last) = chunk.last() else { break };
             after = last.id().to_owned();
-            let hits: Vec<_> = chunk
-                .iter()
-                .map(|r| cache.get(r.id(), r.extra[0]))
-                .collect();
-            let missing: Vec<&str> = chunk
-                .iter()
-                .zip(&hits)
-                .filter(|(_, hit)| hit.is_none())
-                .map(|(r, _)| r.id())
-                .collect();
+            let (hits, missing) = lookups(cache, &chunk);
             let fetched_text = self.records_of(listing, version, &missing).await?;
             let Some(fetched) = parse_rows(listing, &fetched_text, 2) else {
                 return Ok(Read::Nothing);
@@ -1112,6 +1097,22 @@ fn parse_page(
         false => None,
     };
     Some((rows, next))
+}
+
+/// The cached templates of rows read with their content hash (by row),
+/// and the ids of the rows not cached at that hash.
+fn lookups<'a>(
+    cache: &ListCache,
+    rows: &[ParsedRow<'a>],
+) -> (Vec<Option<Arc<Cached>>>, Vec<&'a str>) {
+    let hits: Vec<_> = rows.iter().map(|r| cache.get(r.id(), r.extra[0])).collect();
+    let missing = rows
+        .iter()
+        .zip(&hits)
+        .filter(|(_, hit)| hit.is_none())
+        .map(|(r, _)| r.id())
+        .collect();
+    (hits, missing)
 }
 
 /// Parsed rows by id.
