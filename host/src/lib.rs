@@ -21,3 +21,9 @@ pub mod store;
 pub mod sync;
 pub mod template;
 pub mod webhooks;
+
+/// mimalloc for every program linking mdmhub: a sync allocates and frees
+/// millions of short-lived strings from several threads, where glibc's
+/// allocator spent about a tenth of the CPU (profiled on a 30,000-device sync).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

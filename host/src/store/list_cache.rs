@@ -241,6 +241,13 @@ impl Snapshots {
         slots.retain(|(_, a), s| a != account || matches!(s, Slot::Building));
     }
 
+    /// Drops the snapshots of accounts for which `exists` is false (removed
+    /// by another process); lists being read are left to finish.
+    pub(crate) fn keep_accounts(&self, exists: impl Fn(&str) -> bool) {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.retain(|(_, a), s| exists(a) || matches!(s, Slot::Building));
+    }
+
     /// Whether a snapshot is being read.
     pub(crate) fn reading(&self) -> bool {
         let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
@@ -315,5 +322,12 @@ mod tests {
         s.forget("acc_a");
         assert_eq!(s.usage(), (0, 0));
         assert!(s.claim(d, "acc_c", Some(1)));
+
+        // Accounts removed elsewhere lose theirs; lists being read stay.
+        s.finish(d, "acc_c", Some(snapshot(1, 2)), None);
+        assert!(s.claim(Listing::Users, "acc_c", Some(1)));
+        s.keep_accounts(|a| a != "acc_c");
+        assert_eq!(s.usage(), (0, 0));
+        assert!(s.reading(), "the users being read are left to finish");
     }
 }

@@ -615,6 +615,23 @@ impl Store {
         Ok(())
     }
 
+    /// Drops the lists held in memory of accounts that no longer exist: one
+    /// removed through this store drops its own at once, one removed by
+    /// another process (a replica, the CLI) is found here. A server calls
+    /// it on every scheduler tick.
+    pub async fn prune_lists(&self) -> Result<(), StoreError> {
+        let Some(cache) = self.list_cache.get() else {
+            return Ok(());
+        };
+        let ids: std::collections::HashSet<String> = sqlx::query_scalar("SELECT id FROM accounts")
+            .fetch_all(self.reads())
+            .await?
+            .into_iter()
+            .collect();
+        cache.snapshots.keep_accounts(|a| ids.contains(a));
+        Ok(())
+    }
+
     /// Reads account `account`'s list of `listing` (at `generation`, if
     /// known) into a [`Snapshot`] in the background on the API's runtime,
     /// one at a time, unless one is being read, it is too big, or the

@@ -50,7 +50,8 @@ pub async fn run_due(syncer: &Syncer, concurrency: usize) -> Result<Vec<Schedule
     Ok(out)
 }
 
-/// Runs due accounts every `tick` until `shutdown` resolves.
+/// Runs due accounts every `tick` until `shutdown` resolves; each tick
+/// also drops lists held in memory of accounts removed by other processes.
 pub async fn run_forever(
     syncer: Syncer,
     concurrency: usize,
@@ -59,6 +60,9 @@ pub async fn run_forever(
 ) {
     tokio::pin!(shutdown);
     loop {
+        if let Err(e) = syncer.accounts.store.prune_lists().await {
+            tracing::warn!(error = %e, "could not check for removed accounts' lists");
+        }
         match run_due(&syncer, concurrency).await {
             Ok(done) => {
                 for s in done {

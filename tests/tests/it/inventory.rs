@@ -285,6 +285,13 @@ async fn resync_is_unchanged_check_ins_skip_details_and_deletions_are_removed() 
         let apps = apps_of(Some(device.clone())).await;
         assert!(apps.iter().all(|a| a["device_id"] == device.as_str()));
         assert!(!apps.is_empty(), "apps are read with details");
+
+        // Removed by another process: the cached store drops its lists
+        // when it next checks.
+        inv.accounts.store.remove_account(&acme.id).await.unwrap();
+        assert!(cached.list_snapshot_usage().unwrap().1 > 0);
+        cached.prune_lists().await.unwrap();
+        assert_eq!(cached.list_snapshot_usage().unwrap().1, 0);
     }
 }
 
