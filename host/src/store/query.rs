@@ -201,7 +201,7 @@ impl Store {
         {
             return Ok(page);
         }
-        let Some(plan) = plan_for(listing, f, names) else {
+        let Some(plan) = plan_for(listing, f, names, None) else {
             return Ok(TextPage::default());
         };
         if f.omit_remote_data
@@ -251,7 +251,7 @@ impl Store {
     /// each page.
     async fn plan(&self, listing: Listing, f: &Filter) -> Result<Option<Plan>, StoreError> {
         let (names, _) = self.listed_accounts(f).await?;
-        Ok(plan_for(listing, f, names))
+        Ok(plan_for(listing, f, names, None))
     }
 
     /// The accounts a list reads (the caller's workspace's, or the one
@@ -419,19 +419,8 @@ impl Store {
                 }
             }
         }
-        let text = match plan_for(listing, f, read) {
-            Some(plan) => self.page_text(listing, &plan, &[version], false).await?,
-            None => String::new(),
-        };
-        let Some(rows) = parse_rows(listing, &text, 1) else {
-            return Ok(None);
-        };
-        let (hits, missing) = lookups(cache, &rows);
-        let fetched_text = self.records_of(listing, version, &missing).await?;
-        let Some(fetched) = parse_rows(listing, &fetched_text, 2) else {
-            return Ok(None);
-        };
-        let mut fetched = by_id(fetched);
+        // Declared first: the page's entries borrow from them.
+        let (text, fetched_text);
         let names = field_names(listing);
         let mut entries: Vec<(ParsedRow<'_>, Body<'_>)> = Vec::with_capacity(page + 1);
         let mut remembered = 0;
@@ -456,6 +445,24 @@ impl Store {
             }
             remembered += taken;
         }
+        // The page ends at or before the (page+1)-th of the snapshots' rows:
+        // the other accounts (one being synced, say) are read only up to it.
+        entries.sort_unstable_by(|a, b| a.0.id().cmp(b.0.id()));
+        entries.truncate(page + 1);
+        let until = (entries.len() > page).then(|| entries[page].0.id().to_owned());
+        text = match plan_for(listing, f, read, until.as_deref()) {
+            Some(plan) => self.page_text(listing, &plan, &[version], false).await?,
+            None => String::new(),
+        };
+        let Some(rows) = parse_rows(listing, &text, 1) else {
+            return Ok(None);
+        };
+        let (hits, missing) = lookups(cache, &rows);
+        fetched_text = self.records_of(listing, version, &missing).await?;
+        let Some(fetched) = parse_rows(listing, &fetched_text, 2) else {
+            return Ok(None);
+        };
+        let mut fetched = by_id(fetched);
         crate::metrics::list_cache(
             remembered + rows.len() - missing.len(),
             missing.len(),
@@ -849,7 +856,14 @@ impl Store {
 
 /// The query of a page of `listing` over `accounts` (by id), or `None` if
 /// there is no account to list.
-fn plan_for(listing: Listing, f: &Filter, accounts: Vec<AccountNames>) -> Option<Plan> {
+/// The plan reading `listing`'s page for `f` from `accounts`; with `until`,
+/// only ids before it (the rest cannot reach the page).
+fn plan_for(
+    listing: Listing,
+    f: &Filter,
+    accounts: Vec<AccountNames>,
+    until: Option<&str>,
+) -> Option<Plan> {
     if accounts.is_empty() {
         return None;
     }
@@ -907,6 +921,9 @@ fn plan_for(listing: Listing, f: &Filter, accounts: Vec<AccountNames>) -> Option
     }
     if let Some(after) = &f.after {
         add("r.id > ?", after);
+    }
+    if let Some(until) = until {
+        add("r.id < ?", until);
     }
     let limit = f.limit.clamp(1, 10_000) + 1;
     let mut ids = Vec::with_capacity(accounts.len());

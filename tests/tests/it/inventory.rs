@@ -286,6 +286,20 @@ async fn resync_is_unchanged_check_ins_skip_details_and_deletions_are_removed() 
         assert!(apps.iter().all(|a| a["device_id"] == device.as_str()));
         assert!(!apps.is_empty(), "apps are read with details");
 
+        // With a second account mid-sync (its lease held elsewhere), each
+        // page merges the settled account's snapshot with the other's rows
+        // read from the database up to where that snapshot ends the page.
+        let beta = inv.add("beta").await;
+        inv.sync(&beta).await;
+        sqlx::query("UPDATE accounts SET lease_holder = 'elsewhere' WHERE id = $1")
+            .bind(&beta.id)
+            .execute(inv.accounts.store.pool())
+            .await
+            .unwrap();
+        settle(&cached).await;
+        assert_lists_agree(&inv.accounts.store, &cached, "one account syncing").await;
+        inv.accounts.store.remove_account(&beta.id).await.unwrap();
+
         // Removed by another process: the cached store drops its lists
         // when it next checks.
         inv.accounts.store.remove_account(&acme.id).await.unwrap();
