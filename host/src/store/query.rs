@@ -423,7 +423,6 @@ impl Store {
         let (text, fetched_text);
         let names = field_names(listing);
         let mut entries: Vec<(ParsedRow<'_>, Body<'_>)> = Vec::with_capacity(page + 1);
-        let mut remembered = 0;
         for s in &snapshots {
             let start = f
                 .after
@@ -443,12 +442,12 @@ impl Store {
                 entries.push((row, Body::Template(r.cached.clone())));
                 taken += 1;
             }
-            remembered += taken;
         }
         // The page ends at or before the (page+1)-th of the snapshots' rows:
         // the other accounts (one being synced, say) are read only up to it.
         entries.sort_unstable_by(|a, b| a.0.id().cmp(b.0.id()));
         entries.truncate(page + 1);
+        let remembered = entries.len();
         let until = (entries.len() > page).then(|| entries[page].0.id().to_owned());
         text = match plan_for(listing, f, read, until.as_deref()) {
             Some(plan) => self.page_text(listing, &plan, &[version], false).await?,
@@ -854,10 +853,9 @@ impl Store {
     }
 }
 
-/// The query of a page of `listing` over `accounts` (by id), or `None` if
-/// there is no account to list.
-/// The plan reading `listing`'s page for `f` from `accounts`; with `until`,
-/// only ids before it (the rest cannot reach the page).
+/// The query of a page of `listing` for `f` over `accounts` (by id), or
+/// `None` if there is no account to list; with `until`, only ids before it
+/// (the caller has the page's rows from there on).
 fn plan_for(
     listing: Listing,
     f: &Filter,
