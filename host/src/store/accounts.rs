@@ -193,7 +193,7 @@ impl Store {
     /// Returns the number of devices that went with it.
     pub async fn remove_account(&self, account_id: &str) -> Result<i64, StoreError> {
         self.forget_lists(account_id);
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let devices: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM devices WHERE account_id = $1")
             .bind(account_id)
             .fetch_one(&mut *tx)

@@ -115,7 +115,7 @@ impl Store {
         error: Option<&str>,
         announce: impl FnOnce(&AuditEntry) -> Vec<NewEvent>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE action_audit SET status = $2, command_id = $3, error = $4 WHERE id = $1",
         )

@@ -151,6 +151,19 @@ impl Store {
         &self.pool
     }
 
+    /// Starts a transaction that writes. On SQLite it takes the write lock
+    /// at once (`BEGIN IMMEDIATE`): a deferred one that reads first fails
+    /// with "database is locked" at its first write when another writer
+    /// (a sync) committed in between, whatever the busy timeout.
+    pub(crate) async fn write_tx(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// The pool for inventory reads.
     pub fn reads(&self) -> &AnyPool {
         &self.reads

@@ -276,7 +276,7 @@ impl Store {
             .map(|w| record_id(page.table.prefix(), page.account_id, &w.remote_id))
             .collect();
         let backend = self.backend();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         upsert_rows(&mut tx, backend, page, &ids, &at).await?;
         if page.table == Table::Devices {
             upsert_device_data(&mut tx, backend, &page.upserts, &ids).await?;
@@ -347,7 +347,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let at = now();
         let backend = self.backend();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         update_detailed_devices(&mut tx, backend, run.id, &at, writes).await?;
         update_detail_data(&mut tx, backend, writes).await?;
         replace_apps(&mut tx, backend, account_id, writes, &at).await?;
@@ -363,7 +363,7 @@ impl Store {
         run: &RunRef<'_>,
         errors: &[(Option<String>, String)],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         runs::record_errors(&mut tx, run.id, "details", errors).await?;
         runs::add_counts(
             &mut tx,
@@ -411,7 +411,7 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let at = now();
         let mut removed = 0;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         for chunk in ids.chunks(500) {
             let mut p = Params::new(self.backend());
             let sql = format!(
@@ -458,7 +458,7 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let at = now();
         let t = table.name();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         // One pass over the account's records: each unseen one misses one
         // more pass and is removed at its second (`missed_passes` on the
         // right of `SET` is the value before the update).
@@ -557,7 +557,7 @@ impl Store {
                   ORDER BY u.id || '' LIMIT 1))";
         let org = "(SELECT o.id FROM organizations o WHERE o.account_id = devices.account_id \
                AND o.status = 'active' AND o.remote_id = devices.organization_remote_id)";
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         // Only rows whose link changes are written: a re-sync rewrites nothing.
         for (col, expr) in [("user_id", user), ("organization_id", org)] {
             sqlx::query(&format!(

@@ -346,7 +346,7 @@ impl Store {
 
     /// Adds to a run's counts outside a page transaction.
     pub async fn add_counts(&self, run: &RunRef<'_>, c: RunCounts) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         add_counts(&mut tx, run, c).await?;
         tx.commit().await?;
         Ok(())
@@ -363,7 +363,7 @@ impl Store {
         workspace: &str,
         announce: impl FnOnce(&RunRow) -> Vec<NewEvent>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let n = sqlx::query(
             "UPDATE sync_runs SET status = $2, error = $3, finished_at = $4 \
              WHERE id = $1 AND holder = $5 AND status = 'running'",

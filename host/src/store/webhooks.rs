@@ -263,7 +263,7 @@ impl Store {
         workspace: &str,
         id: &str,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "DELETE FROM webhook_deliveries WHERE subscription_id = $1 AND subscription_id IN \
              (SELECT id FROM webhook_subscriptions WHERE workspace_id = $2)",
@@ -358,7 +358,7 @@ impl Store {
         workspace: &str,
         marks: &[(Announced, Vec<NewEvent>)],
     ) -> Result<usize, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut marked = 0;
         let mut events = Vec::new();
         for (m, evs) in marks {
@@ -547,7 +547,7 @@ impl Store {
     /// Deletes finished deliveries older than `before`, and events left
     /// without deliveries. Returns the deliveries deleted.
     pub async fn prune_outbox(&self, before: &str) -> Result<u64, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let n = sqlx::query(
             "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND finished_at < $1",
         )

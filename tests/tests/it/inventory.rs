@@ -363,6 +363,40 @@ async fn assert_lists_agree(plain: &Store, cached: &Store, when: &str) {
     }
 }
 
+/// A write that reads first (removing an account counts its devices)
+/// waits for another writer, as a sync is, instead of failing with
+/// "database is locked" when that writer commits meanwhile.
+#[tokio::test]
+async fn removing_an_account_waits_for_another_writer() {
+    for place in places("writers").await {
+        let inv = inventory(&place, 20, Faults::default()).await;
+        let acme = inv.add("acme").await;
+        let beta = inv.add("beta").await;
+        inv.sync(&acme).await;
+        let store = inv.accounts.store.clone();
+        let mut other = store.pool().begin().await.unwrap();
+        sqlx::query("UPDATE accounts SET next_sync_at = next_sync_at WHERE id = $1")
+            .bind(&beta.id)
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        let removing = {
+            let (store, id) = (store.clone(), acme.id.clone());
+            tokio::spawn(async move { store.remove_account(&id).await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sqlx::query("UPDATE accounts SET next_sync_at = next_sync_at WHERE id = $1")
+            .bind(&beta.id)
+            .execute(&mut *other)
+            .await
+            .unwrap();
+        other.commit().await.unwrap();
+        let removed = removing.await.unwrap();
+        assert_eq!(removed.unwrap(), 20, "{}", place.url);
+        assert!(store.account("acme").await.is_err());
+    }
+}
+
 #[tokio::test]
 async fn a_failed_run_removes_nothing() {
     for place in places("failed").await {
