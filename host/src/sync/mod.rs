@@ -211,10 +211,12 @@ impl Syncer {
             Err(e) => Err(e),
         };
         // The account's lists are then read into memory through the API's
-        // store (its connections), not the sync's.
+        // store (its connections), not the sync's; a run that did not
+        // happen changed nothing to read again.
+        let ran = !matches!(result, Err(SyncError::NotDue(_)));
         if let Err(e) = self.store().release_lease(&account.id, &holder).await {
             tracing::warn!(account = %account.name, error = %e, "releasing the sync lease failed; it expires by itself");
-        } else if let Err(e) = self.accounts.store.warm_lists(Some(&account.id)).await {
+        } else if ran && let Err(e) = self.accounts.store.warm_lists(Some(&account.id)).await {
             tracing::debug!(account = %account.name, error = %e, "reading the account's lists into memory");
         }
         crate::metrics::sync_finished(&result);
