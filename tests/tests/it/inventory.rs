@@ -384,12 +384,8 @@ async fn removing_an_account_waits_for_another_writer() {
             let (store, id) = (store.clone(), acme.id.clone());
             tokio::spawn(async move { store.remove_account(&id).await })
         };
+        // It has read by now, and waits for the lock `other` holds.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        sqlx::query("UPDATE accounts SET next_sync_at = next_sync_at WHERE id = $1")
-            .bind(&beta.id)
-            .execute(&mut *other)
-            .await
-            .unwrap();
         other.commit().await.unwrap();
         let removed = removing.await.unwrap();
         assert_eq!(removed.unwrap(), 20, "{}", place.url);
