@@ -101,6 +101,9 @@ pub struct TextPage {
 /// rather than one ordered range per account.
 const MAX_RANGES: usize = 64;
 
+/// A listed record's `last_seen_at` (see `last_seen_shown!`).
+const LAST_SEEN: &str = super::records::last_seen_shown!("r");
+
 /// mdmhub's columns of each listing, as `(field, column)`, that records
 /// show beside the stored record (with `account` and `connector`); `id`
 /// and `account_id` first.
@@ -112,7 +115,7 @@ fn meta_columns(listing: Listing) -> &'static [(&'static str, &'static str)] {
             ("updated_at", "r.updated_at"),
             ("status", "r.status"),
             ("first_seen_at", "r.first_seen_at"),
-            ("last_seen_at", "r.last_seen_at"),
+            ("last_seen_at", LAST_SEEN),
             ("removed_at", "r.removed_at"),
             ("user_id", "r.user_id"),
             ("organization_id", "r.organization_id"),
@@ -129,7 +132,7 @@ fn meta_columns(listing: Listing) -> &'static [(&'static str, &'static str)] {
             ("updated_at", "r.updated_at"),
             ("status", "r.status"),
             ("first_seen_at", "r.first_seen_at"),
-            ("last_seen_at", "r.last_seen_at"),
+            ("last_seen_at", LAST_SEEN),
             ("removed_at", "r.removed_at"),
         ],
     }
@@ -280,11 +283,7 @@ impl Store {
             (Listing::Devices, false) => ", d.remote_data, d.detail_remote_data".into(),
             (_, false) => ", r.remote_data".into(),
         };
-        let meta = meta_columns(listing)
-            .iter()
-            .map(|(_, column)| *column)
-            .collect::<Vec<_>>()
-            .join(", ");
+        let meta = meta_select(listing);
         let sql = format!(
             "SELECT {meta}, {}.record{remote} {}{} {} ORDER BY r.id LIMIT {}",
             listing.json(),
@@ -762,14 +761,15 @@ impl Store {
     /// `same_as`: the other records of the same physical device (same
     /// serial in another account, or re-enrolled under a new remote id).
     pub async fn device(&self, key: &str) -> Result<Option<Json>, StoreError> {
-        let row = sqlx::query(
-            "SELECT r.*, a.name AS account_name, a.connector AS connector, d.record AS record, \
+        let row = sqlx::query(&format!(
+            "SELECT {}, a.name AS account_name, a.connector AS connector, d.record AS record, \
              d.remote_data AS remote_data, d.detail_remote_data AS detail_remote_data \
              FROM devices r JOIN device_data d ON d.device_id = r.id \
              JOIN accounts a ON a.id = r.account_id \
              WHERE r.id = $1 OR r.remote_id = $1 OR UPPER(r.serial_number) = UPPER($1) \
-             ORDER BY CASE WHEN r.status = 'active' THEN 0 ELSE 1 END, r.last_seen_at DESC LIMIT 1",
-        )
+             ORDER BY CASE WHEN r.status = 'active' THEN 0 ELSE 1 END, {LAST_SEEN} DESC LIMIT 1",
+            meta_select(Listing::Devices)
+        ))
         .bind(key)
         .fetch_optional(self.reads())
         .await?;
@@ -851,6 +851,15 @@ impl Store {
         }
         Ok(q.fetch_one(self.reads()).await?)
     }
+}
+
+/// [`meta_columns`] as a select list, each named for its field.
+fn meta_select(listing: Listing) -> String {
+    meta_columns(listing)
+        .iter()
+        .map(|(field, column)| format!("{column} AS {field}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The query of a page of `listing` for `f` over `accounts` (by id), or
@@ -1172,15 +1181,21 @@ fn field_names(listing: Listing) -> Vec<&'static str> {
     names
 }
 
-/// The columns of a device as lists show it (without `remote_data`), with
-/// every column of its row, for [`device_json`].
-pub(crate) const DEVICE_SELECT: &str =
-    "r.*, a.name AS account_name, a.connector AS account_connector, d.record AS record";
-/// Where [`DEVICE_SELECT`] reads from.
+/// The columns of a device as lists show it (without `remote_data`), for
+/// [`device_json`], with the columns its announcements compare.
+pub(crate) fn device_select() -> String {
+    format!(
+        "{}, r.content_hash, r.announced_hash, r.announced_status, r.announced_compliance, \
+         r.is_compliant, a.name AS account_name, a.connector AS account_connector, \
+         d.record AS record",
+        meta_select(Listing::Devices)
+    )
+}
+/// Where [`device_select`] reads from.
 pub(crate) const DEVICE_FROM: &str = "devices r JOIN device_data d ON d.device_id = r.id \
      JOIN accounts a ON a.id = r.account_id";
 
-/// A device row read with [`DEVICE_SELECT`] as lists show it.
+/// A device row read with [`device_select`] as lists show it.
 pub(crate) fn device_json(r: &AnyRow) -> Result<Json, StoreError> {
     let account = AccountNames {
         id: r.try_get("account_id")?,

@@ -3,7 +3,7 @@
 //! device, removals, and the links between devices, users and organizations.
 //! What to write (merges, hashes, counts) is decided by `sync`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
@@ -12,6 +12,23 @@ use super::{
     Backend, Params, Slot, Store, StoreError, batch_query, child_id, now, record_id,
     rows_per_statement,
 };
+
+/// The SQL of a record's `last_seen_at` as callers see it, with `$t` the
+/// table's name or alias: a record active in the account's last complete
+/// pass was seen at least when that pass started (`seen_through_at`), so
+/// re-syncs never rewrite unchanged records to say so. The stored value
+/// alone counts once the record missed a pass or went.
+macro_rules! last_seen_shown {
+    ($t:literal) => {
+        concat!(
+            "CASE WHEN ", $t, ".status = 'active' AND ", $t, ".missed_passes = 0 THEN \
+             COALESCE((SELECT s.seen_through_at FROM accounts s WHERE s.id = ", $t,
+            ".account_id AND s.seen_through_at > ", $t, ".last_seen_at), ", $t,
+            ".last_seen_at) ELSE ", $t, ".last_seen_at END"
+        )
+    };
+}
+pub(crate) use last_seen_shown;
 
 /// A table of synced records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,6 +48,14 @@ impl Table {
             Table::Devices => "devices",
             Table::Users => "users",
             Table::Organizations => "organizations",
+        }
+    }
+    /// [`last_seen_shown!`] for this table.
+    fn last_seen_shown(self) -> &'static str {
+        match self {
+            Table::Devices => last_seen_shown!("devices"),
+            Table::Users => last_seen_shown!("users"),
+            Table::Organizations => last_seen_shown!("organizations"),
         }
     }
     /// The id prefix of its rows.
@@ -78,8 +103,11 @@ pub struct Existing {
     pub needs_details: bool,
     /// `active` or `removed`.
     pub status: String,
-    /// The last run that saw it.
+    /// The last run that wrote it as seen (a run's unchanged records are
+    /// in its seen set instead, see [`Store::seen_in_run`]).
     pub last_seen_run: Option<String>,
+    /// Whether it missed a complete pass since it was last seen.
+    pub missed: bool,
 }
 
 /// One record to insert or update.
@@ -125,8 +153,12 @@ pub struct PageWrite<'a> {
     pub kind: &'a str,
     /// New or changed records (`changed`: counts as created or updated).
     pub upserts: Vec<RowWrite>,
-    /// Remote ids seen without change.
+    /// Remote ids seen without change: added to the run's seen set, their
+    /// rows not written.
     pub unchanged: Vec<String>,
+    /// Remote ids among `unchanged` whose stored record missed a pass:
+    /// written as seen (their `last_seen_at` counts again).
+    pub revived: Vec<String>,
     /// Records that could not be mapped.
     pub errors: Vec<(Option<String>, String)>,
     /// Counts to add to the run.
@@ -225,7 +257,8 @@ impl Store {
         let sql = format!(
             "SELECT string_agg(x, '') FROM (SELECT id || ' ' || content_hash || ' ' || status \
              || ' ' || COALESCE(last_seen_run, '') || ' ' || COALESCE(list_hash, '') || ' ' \
-             || {summary_hash} || ' ' || {needs_details} || ' ' || {id_bytes} || ' ' \
+             || {summary_hash} || ' ' || {needs_details} || ' ' || missed_passes || ' ' \
+             || {id_bytes} || ' ' \
              || remote_id AS x FROM {} WHERE account_id = {} AND remote_id IN ({})) AS rows",
             table.name(),
             p.next(),
@@ -282,7 +315,11 @@ impl Store {
             upsert_device_data(&mut tx, backend, &page.upserts, &ids).await?;
         }
         mark_seen(&mut tx, backend, page, &at).await?;
-        bump_lists(&mut tx, page.account_id).await?;
+        add_to_seen(&mut tx, page).await?;
+        // Unchanged records look the same until the run ends.
+        if !page.upserts.is_empty() || !page.revived.is_empty() {
+            bump_lists(&mut tx, page.account_id).await?;
+        }
         runs::record_errors(&mut tx, page.run.id, page.kind, &page.errors).await?;
         runs::add_counts(&mut tx, &page.run, page.counts).await?;
         if page.checkpoint {
@@ -378,27 +415,51 @@ impl Store {
         Ok(())
     }
 
-    /// Up to `limit` active records of the account not seen by `run_id`.
-    pub async fn absent(
+    /// The active records of the account (id, remote id) whose rows
+    /// `run_id` did not write as seen: those not in its seen set either
+    /// are what a complete pass missed.
+    pub async fn unmarked(
         &self,
         table: Table,
         account_id: &str,
         run_id: &str,
-        limit: i64,
     ) -> Result<Vec<(String, String)>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT id, remote_id FROM {} WHERE account_id = $1 AND status = 'active' \
-             AND (last_seen_run IS NULL OR last_seen_run <> $2) ORDER BY id LIMIT $3",
+             AND (last_seen_run IS NULL OR last_seen_run <> $2)",
             table.name()
         ))
         .bind(account_id)
         .bind(run_id)
-        .bind(limit)
         .fetch_all(self.pool())
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
+    }
+
+    /// The remote ids a run saw unchanged, by table (see
+    /// [`PageWrite::unchanged`]).
+    pub async fn seen_in_run(
+        &self,
+        run_id: &str,
+    ) -> Result<HashMap<Table, HashSet<String>>, StoreError> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT table_name, remote_ids FROM run_seen WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_all(self.pool())
+                .await?;
+        let mut seen: HashMap<Table, HashSet<String>> = HashMap::new();
+        for (name, ids) in rows {
+            let table = [Table::Devices, Table::Users, Table::Organizations]
+                .into_iter()
+                .find(|t| t.name() == name)
+                .ok_or_else(|| StoreError::Corrupt(format!("seen set of table {name}")))?;
+            let ids: Vec<String> = serde_json::from_str(&ids)
+                .map_err(|e| StoreError::Corrupt(format!("seen set of run {run_id}: {e}")))?;
+            seen.entry(table).or_default().extend(ids);
+        }
+        Ok(seen)
     }
 
     /// Marks records removed now (a `get` confirmed they are gone).
@@ -416,11 +477,12 @@ impl Store {
             let mut p = Params::new(self.backend());
             let sql = format!(
                 "UPDATE {} SET status = 'removed', removed_at = {}, updated_at = {}, \
-                 changed_run = {} WHERE status = 'active' AND id IN ({})",
+                 changed_run = {}, last_seen_at = {} WHERE status = 'active' AND id IN ({})",
                 table.name(),
                 p.next(),
                 p.next(),
                 p.next(),
+                table.last_seen_shown(),
                 p.list(chunk.len())
             );
             let mut q = batch_query(&sql, chunk.len() == 500)
@@ -446,39 +508,57 @@ impl Store {
         Ok(removed)
     }
 
-    /// After a complete pass: every active record `run_id` did not see has
-    /// missed one more pass, and those that missed two are removed (offset
-    /// paging can skip a live record once, when another is deleted
-    /// mid-walk; it cannot skip it in two passes running).
+    /// After a complete pass: each of `ids` (active records the pass did
+    /// not see) has missed one more pass, and those that missed two are
+    /// removed (offset paging can skip a live record once, when another is
+    /// deleted mid-walk; it cannot skip it in two passes running). Their
+    /// `last_seen_at` stops following the account's passes.
     pub async fn remove_missing(
         &self,
         table: Table,
         account_id: &str,
         run: &RunRef<'_>,
+        ids: &[String],
     ) -> Result<i64, StoreError> {
         let at = now();
         let t = table.name();
         let mut tx = self.write_tx().await?;
-        // One pass over the account's records: each unseen one misses one
-        // more pass and is removed at its second (`missed_passes` on the
-        // right of `SET` is the value before the update).
-        let removed = sqlx::query_scalar::<_, String>(&format!(
-            "UPDATE {t} SET missed_passes = missed_passes + 1, \
-             status = CASE WHEN missed_passes >= 1 THEN 'removed' ELSE status END, \
-             removed_at = CASE WHEN missed_passes >= 1 THEN $3 ELSE removed_at END, \
-             updated_at = CASE WHEN missed_passes >= 1 THEN $3 ELSE updated_at END, \
-             changed_run = CASE WHEN missed_passes >= 1 THEN $2 ELSE changed_run END \
-             WHERE account_id = $1 AND status = 'active' \
-             AND (last_seen_run IS NULL OR last_seen_run <> $2) RETURNING status"
-        ))
-        .bind(account_id)
-        .bind(run.id)
-        .bind(&at)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .filter(|s| *s == "removed")
-        .count() as i64;
+        let mut removed = 0;
+        // `missed_passes` and `status` on the right of `SET` are the
+        // values before the update.
+        for chunk in ids.chunks(500) {
+            // Placeholders in text order (anonymous on SQLite).
+            let mut p = Params::new(self.backend());
+            let sql = format!(
+                "UPDATE {t} SET missed_passes = missed_passes + 1, last_seen_at = {}, \
+                 status = CASE WHEN missed_passes >= 1 THEN 'removed' ELSE status END, \
+                 removed_at = CASE WHEN missed_passes >= 1 THEN {} ELSE removed_at END, \
+                 updated_at = CASE WHEN missed_passes >= 1 THEN {} ELSE updated_at END, \
+                 changed_run = CASE WHEN missed_passes >= 1 THEN {} ELSE changed_run END \
+                 WHERE account_id = {} AND status = 'active' AND id IN ({}) \
+                 RETURNING status",
+                table.last_seen_shown(),
+                p.next(),
+                p.next(),
+                p.next(),
+                p.next(),
+                p.list(chunk.len())
+            );
+            let mut q = sqlx::query_scalar::<_, String>(&sql)
+                .bind(&at)
+                .bind(&at)
+                .bind(run.id)
+                .bind(account_id);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            removed += q
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .filter(|s| *s == "removed")
+                .count() as i64;
+        }
         runs::add_counts(
             &mut tx,
             run,
@@ -490,7 +570,9 @@ impl Store {
         .await?;
         // Once per run: a resumed run must not count a second missed pass.
         runs::set_checkpoint(&mut tx, run.id, &removals_step(table), None, true).await?;
-        bump_lists(&mut tx, account_id).await?;
+        if !ids.is_empty() {
+            bump_lists(&mut tx, account_id).await?;
+        }
         tx.commit().await?;
         Ok(removed)
     }
@@ -573,25 +655,20 @@ impl Store {
     }
 }
 
-/// Reads [`Store::existing`]'s text: per record, seven fields and the
+/// Reads [`Store::existing`]'s text: per record, eight fields and the
 /// remote id's length in bytes, each followed by a space, then the remote id.
 fn parse_existing(mut rest: &str) -> Option<HashMap<String, Existing>> {
     let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
     let mut out = HashMap::new();
     while !rest.is_empty() {
-        let mut f = rest.splitn(9, ' ');
-        let mut next = || f.next();
-        let (id, content_hash, status, last_seen_run, list_hash, summary_hash, needs, len) = (
-            next()?,
-            next()?,
-            next()?,
-            next()?,
-            next()?,
-            next()?,
-            next()?,
-            next()?,
-        );
-        let tail = next()?;
+        let mut f = rest.splitn(10, ' ');
+        let mut fields = [""; 9];
+        for v in &mut fields {
+            *v = f.next()?;
+        }
+        let [id, content_hash, status, last_seen_run, list_hash, summary_hash, needs, missed, len] =
+            fields;
+        let tail = f.next()?;
         let len: usize = len.parse().ok()?;
         let remote_id = tail.get(..len)?;
         rest = &tail[len..];
@@ -605,6 +682,7 @@ fn parse_existing(mut rest: &str) -> Option<HashMap<String, Existing>> {
                 list_hash: some(list_hash),
                 summary_hash: some(summary_hash),
                 needs_details: needs == "1",
+                missed: missed != "0",
             },
         );
     }
@@ -749,7 +827,21 @@ async fn upsert_device_data(
     Ok(())
 }
 
-/// Marks a page's unchanged records seen by this run, many per statement.
+/// Adds a page's unchanged records to the run's seen set.
+async fn add_to_seen(tx: &mut Tx<'_>, page: &PageWrite<'_>) -> Result<(), StoreError> {
+    if page.unchanged.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("INSERT INTO run_seen (run_id, table_name, remote_ids) VALUES ($1, $2, $3)")
+        .bind(page.run.id)
+        .bind(page.table.name())
+        .bind(serde_json::to_string(&page.unchanged).expect("strings serialize"))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Marks a page's revived records seen by this run, many per statement.
 async fn mark_seen(
     tx: &mut Tx<'_>,
     backend: Backend,
@@ -757,7 +849,7 @@ async fn mark_seen(
     at: &str,
 ) -> Result<(), StoreError> {
     let per_statement = rows_per_statement(1, 3);
-    for chunk in page.unchanged.chunks(per_statement) {
+    for chunk in page.revived.chunks(per_statement) {
         let mut p = Params::new(backend);
         let sql = format!(
             "UPDATE {} SET last_seen_run = {}, last_seen_at = {}, missed_passes = 0 \
@@ -918,8 +1010,8 @@ mod tests {
     #[test]
     fn existing_text_survives_any_remote_id() {
         // Vendor ids may hold the separator and multi-byte characters.
-        let text = "dev_a h1 active run_1 f1 s1 1 5 a b c\
-                    dev_b h2 removed    0 3 ü ";
+        let text = "dev_a h1 active run_1 f1 s1 1 0 5 a b c\
+                    dev_b h2 removed    0 2 3 ü ";
         let rows = parse_existing(text).unwrap();
         assert_eq!(rows.len(), 2);
         let a = &rows["a b c"];
@@ -936,7 +1028,8 @@ mod tests {
         );
         assert_eq!(b.summary_hash, None);
         assert!(!b.needs_details);
-        assert!(parse_existing("dev_a h1 active run_1 f1 s1 1 9 short").is_none());
+        assert!(!a.missed && b.missed);
+        assert!(parse_existing("dev_a h1 active run_1 f1 s1 1 0 9 short").is_none());
         assert!(parse_existing("").unwrap().is_empty());
     }
 }

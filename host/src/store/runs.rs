@@ -379,6 +379,20 @@ impl Store {
         if n != 1 {
             return Err(StoreError::LeaseLost(run.id.to_owned()));
         }
+        if status == "succeeded" {
+            // A complete pass: every active record that missed none was
+            // seen since the run started (see `last_seen_shown!`).
+            sqlx::query(
+                "UPDATE accounts SET seen_through_at = s.started_at, \
+                 list_generation = list_generation + 1 \
+                 FROM (SELECT account_id, started_at FROM sync_runs WHERE id = $1) AS s \
+                 WHERE accounts.id = s.account_id",
+            )
+            .bind(run.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        forget_seen(&mut tx, "run_id = $1", run.id).await?;
         let row = sqlx::query(&format!(
             "SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = $1"
         ))
@@ -394,6 +408,7 @@ impl Store {
     /// Closes runs of the account left `running` by processes that died,
     /// other than `keep` (the one being resumed).
     pub async fn close_stale_runs(&self, account_id: &str, keep: &str) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE sync_runs SET status = 'failed', error = 'interrupted; superseded by a later run', \
              finished_at = $3 WHERE account_id = $1 AND status = 'running' AND id <> $2",
@@ -401,8 +416,15 @@ impl Store {
         .bind(account_id)
         .bind(keep)
         .bind(now())
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        forget_seen(
+            &mut tx,
+            "run_id IN (SELECT id FROM sync_runs WHERE account_id = $1 AND status <> 'running')",
+            account_id,
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -516,5 +538,19 @@ pub(crate) async fn record_errors(
         .execute(&mut **tx)
         .await?;
     }
+    Ok(())
+}
+
+/// Deletes the seen sets of the runs `which` selects (by `$1` = `value`):
+/// only a running run reads its own.
+async fn forget_seen(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    which: &str,
+    value: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(&format!("DELETE FROM run_seen WHERE {which}"))
+        .bind(value)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }

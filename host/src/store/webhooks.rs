@@ -326,7 +326,7 @@ impl Store {
              AND (r.announced_hash IS NULL OR r.announced_hash <> r.content_hash \
                   OR r.announced_status <> r.status) \
              ORDER BY r.id LIMIT $3",
-            super::query::DEVICE_SELECT,
+            super::query::device_select(),
             super::query::DEVICE_FROM,
         ))
         .bind(account_id)

@@ -8,7 +8,7 @@ pub mod background;
 pub mod record;
 pub mod schedule;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -325,6 +325,7 @@ impl Syncer {
                 account: account.name.clone(),
                 ..Progress::default()
             }),
+            seen: std::sync::Mutex::new(store.seen_in_run(&run.id).await?),
         };
         let outcome = ctx.execute().await;
         let waits = ctx.session.rate_limit_waits().0 - ctx.waits_at_start;
@@ -421,6 +422,9 @@ struct RunCtx<'a> {
     progress: Option<ProgressFn>,
     lost: Arc<AtomicBool>,
     report: std::sync::Mutex<Progress>,
+    /// The remote ids this run saw unchanged, by table: its stored seen
+    /// sets (read when the run starts or resumes) and those it added since.
+    seen: std::sync::Mutex<HashMap<Table, HashSet<String>>>,
 }
 
 /// A listed page, split for storing.
@@ -645,6 +649,7 @@ impl RunCtx<'_> {
         };
         let mut upserts = Vec::new();
         let mut unchanged = Vec::new();
+        let mut revived = Vec::new();
         // First pass: a record listed exactly as last time is unchanged.
         let mut changed = Vec::new();
         for remote_id in order {
@@ -655,9 +660,13 @@ impl RunCtx<'_> {
             });
             // Seen earlier in this run (offset paging can show a record on
             // two pages): stored again if changed, but counted once.
-            let again = old.is_some_and(|o| o.last_seen_run.as_deref() == Some(self.run.id));
+            let again = old.is_some_and(|o| o.last_seen_run.as_deref() == Some(self.run.id))
+                || self.was_seen(table, &remote_id);
             if same {
                 counts.unchanged += !again as i64;
+                if old.is_some_and(|o| o.missed) {
+                    revived.push(remote_id.clone());
+                }
                 unchanged.push(remote_id);
             } else {
                 let incoming = Incoming::new(&rec.entity);
@@ -729,6 +738,8 @@ impl RunCtx<'_> {
         // A record the connector could not map is still there: seeing it
         // keeps it from looking removed.
         unchanged.extend(errors.iter().filter_map(|(id, _)| id.clone()));
+        // Written records say so in their rows (`last_seen_run`).
+        let seen = unchanged.clone();
         self.store()
             .write_page(&PageWrite {
                 table,
@@ -737,6 +748,7 @@ impl RunCtx<'_> {
                 kind,
                 upserts,
                 unchanged,
+                revived,
                 errors,
                 counts,
                 next_cursor: next,
@@ -744,7 +756,20 @@ impl RunCtx<'_> {
                 checkpoint: true,
             })
             .await?;
+        self.saw(table, seen);
         Ok(counts)
+    }
+
+    /// Whether this run saw `remote_id` in `table` before.
+    fn was_seen(&self, table: Table, remote_id: &str) -> bool {
+        let seen = self.seen.lock().expect("seen set lock");
+        seen.get(&table).is_some_and(|s| s.contains(remote_id))
+    }
+
+    /// Adds stored remote ids to what this run saw.
+    fn saw(&self, table: Table, ids: impl IntoIterator<Item = String>) {
+        let mut seen = self.seen.lock().expect("seen set lock");
+        seen.entry(table).or_default().extend(ids);
     }
 
     /// Reads details (and apps) of devices that are new, changed or stale:
@@ -802,7 +827,8 @@ impl RunCtx<'_> {
                 // Gone, unless this run just listed it (a 404 right after a
                 // listing is the vendor's lag, not a deletion).
                 Err(CallError::Connector(ConnectorError::NotFound(m)))
-                    if t.last_seen_run.as_deref() == Some(self.run.id) =>
+                    if t.last_seen_run.as_deref() == Some(self.run.id)
+                        || self.was_seen(Table::Devices, &t.remote_id) =>
                 {
                     batch
                         .errors
@@ -855,19 +881,24 @@ impl RunCtx<'_> {
             return Ok(()); // done before this run was interrupted
         }
         let mut counts = RunCounts::default();
-        if self.supports(kind, ResourceScope::TopLevel) == Some(true) {
-            let absent = self
+        let mut absent: Vec<(String, String)> = {
+            let unmarked = self
                 .store()
-                .absent(
-                    table,
-                    &self.account.id,
-                    self.run.id,
-                    self.syncer.options.confirm_limit,
-                )
+                .unmarked(table, &self.account.id, self.run.id)
                 .await?;
+            let seen = self.seen.lock().expect("seen set lock");
+            let seen = seen.get(&table);
+            unmarked
+                .into_iter()
+                .filter(|(_, remote_id)| !seen.is_some_and(|s| s.contains(remote_id)))
+                .collect()
+        };
+        if self.supports(kind, ResourceScope::TopLevel) == Some(true) && !absent.is_empty() {
+            absent.sort_unstable();
+            let confirm = absent.len().min(self.syncer.options.confirm_limit.max(0) as usize);
             let concurrency = self.syncer.options.detail_concurrency.max(1);
             let results: Vec<((String, String), Result<Entity, CallError>)> =
-                futures::stream::iter(absent)
+                futures::stream::iter(absent[..confirm].iter().cloned())
                     .map(|(id, remote_id)| async move {
                         let r = self.fetch.get(kind, &remote_id).await;
                         ((id, remote_id), r)
@@ -901,7 +932,8 @@ impl RunCtx<'_> {
                         run: self.run,
                         kind: kind.name(),
                         upserts: Vec::new(),
-                        unchanged: alive,
+                        unchanged: alive.clone(),
+                        revived: alive.clone(),
                         errors: Vec::new(),
                         counts: RunCounts::default(),
                         next_cursor: None,
@@ -909,15 +941,21 @@ impl RunCtx<'_> {
                         checkpoint: false,
                     })
                     .await?;
+                self.saw(table, alive.iter().cloned());
             }
             counts.removed += self
                 .store()
                 .mark_removed(table, &self.account.id, &self.run, &gone)
                 .await?;
+            // Settled either way: neither misses this pass.
+            let gone_ids: HashSet<&String> = gone.iter().collect();
+            let alive: HashSet<&String> = alive.iter().collect();
+            absent.retain(|(id, remote_id)| !gone_ids.contains(id) && !alive.contains(remote_id));
         }
+        let missing: Vec<String> = absent.into_iter().map(|(id, _)| id).collect();
         counts.removed += self
             .store()
-            .remove_missing(table, &self.account.id, &self.run)
+            .remove_missing(table, &self.account.id, &self.run, &missing)
             .await?;
         self.report("removals", counts);
         Ok(())

@@ -209,6 +209,18 @@ async fn resync_is_unchanged_check_ins_skip_details_and_deletions_are_removed() 
             place.url
         );
         assert_eq!(again.counts.details, 0);
+        // Unchanged records are not rewritten, yet show the pass saw them.
+        let stored_at: String = sqlx::query_scalar("SELECT MAX(last_seen_at) FROM devices")
+            .fetch_one(inv.accounts.store.pool())
+            .await
+            .unwrap();
+        assert!(stored_at < again.started_at, "{stored_at}");
+        let kept = &inv.sim.device_ids()[20];
+        let kept_seen = || async {
+            let d = inv.accounts.store.device(kept).await.unwrap().unwrap();
+            d["last_seen_at"].as_str().unwrap().to_owned()
+        };
+        assert_eq!(kept_seen().await, again.started_at);
 
         // A check-in alone updates the record but needs no detail read; a
         // rename does.
@@ -244,6 +256,11 @@ async fn resync_is_unchanged_check_ins_skip_details_and_deletions_are_removed() 
         let gone = inv.accounts.store.device(&ids[10]).await.unwrap().unwrap();
         assert_eq!(gone["status"], "removed");
         assert!(gone["removed_at"].is_string());
+        assert!(
+            gone["last_seen_at"].as_str().unwrap() < after.started_at.as_str(),
+            "a removed record keeps when it was last seen"
+        );
+        assert_eq!(kept_seen().await, after.started_at);
         assert_lists_agree(&inv.accounts.store, &cached, "removed").await;
         settle(&cached).await;
         assert_lists_agree(&inv.accounts.store, &cached, "removed, snapshots").await;
@@ -537,8 +554,64 @@ async fn a_sync_killed_mid_run_resumes_with_every_device_once() {
         );
         assert_eq!((run.counts.updated, run.counts.unchanged), (0, 0));
         assert_eq!(run.counts.details, 1500, "each device read in full once");
+        let requests = || inv.sim.control().stats().requests;
+        let before = requests();
         let again = inv.sync(&acme).await;
+        let walk_requests = requests() - before;
         assert_eq!((again.counts.created, again.counts.removed), (0, 0));
+
+        // A re-sync killed mid-walk keeps what it saw unchanged: resumed,
+        // it counts each record once and misses none.
+        inv.sim.control().set_faults(Faults {
+            slow_ms: 150,
+            ..Faults::default()
+        });
+        let mut child = mdmhub(&place)
+            .args(["sync", "acme"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let run = store.unfinished_run(&acme.id).await.unwrap();
+            if run.is_some_and(|r| r.counts.unchanged >= 300) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the child saw nothing");
+            assert!(child.try_wait().unwrap().is_none(), "the child ended early");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        child.kill().await.unwrap();
+        inv.sim.control().set_faults(Faults::default());
+        let before = requests();
+        let resumed = inv.sync(&acme).await;
+        assert!(
+            requests() - before < walk_requests,
+            "the rest of the walk, and no get to confirm what it saw before"
+        );
+        assert_eq!(resumed.status, "succeeded");
+        assert_eq!(
+            (resumed.counts.unchanged, resumed.counts.removed),
+            (again.counts.unchanged, 0),
+            "every record counted once across the kill"
+        );
+        for table in ["devices", "users", "organizations"] {
+            let missed: i64 = sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM {table} WHERE account_id = $1 AND missed_passes > 0"
+            ))
+            .bind(&acme.id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+            assert_eq!(missed, 0, "no {table} look missed");
+        }
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM run_seen")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "a finished run's seen sets are gone");
     }
 }
 
@@ -758,6 +831,7 @@ async fn complete_page(
             kind: table.name(),
             upserts,
             unchanged: vec![],
+            revived: vec![],
             errors: vec![],
             counts,
             next_cursor: None,
@@ -863,8 +937,15 @@ async fn without_a_confirming_get_removal_takes_two_complete_passes() {
                     id: &run,
                     holder: "h",
                 };
+                let missing: Vec<String> = store
+                    .unmarked(Table::Organizations, &account.id, &run)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect();
                 let removed = store
-                    .remove_missing(Table::Organizations, &account.id, &r)
+                    .remove_missing(Table::Organizations, &account.id, &r, &missing)
                     .await
                     .unwrap();
                 store
@@ -896,7 +977,7 @@ async fn without_a_confirming_get_removal_takes_two_complete_passes() {
         };
         assert!(
             store
-                .remove_missing(Table::Organizations, &account.id, &stale)
+                .remove_missing(Table::Organizations, &account.id, &stale, &[])
                 .await
                 .is_err()
         );
