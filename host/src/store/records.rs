@@ -3,7 +3,7 @@
 //! device, removals, and the links between devices, users and organizations.
 //! What to write (merges, hashes, counts) is decided by `sync`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use sqlx::Row;
 
@@ -21,10 +21,20 @@ use super::{
 macro_rules! last_seen_shown {
     ($t:literal) => {
         concat!(
-            "CASE WHEN ", $t, ".status = 'active' AND ", $t, ".missed_passes = 0 THEN \
-             COALESCE((SELECT s.seen_through_at FROM accounts s WHERE s.id = ", $t,
-            ".account_id AND s.seen_through_at > ", $t, ".last_seen_at), ", $t,
-            ".last_seen_at) ELSE ", $t, ".last_seen_at END"
+            "CASE WHEN ",
+            $t,
+            ".status = 'active' AND ",
+            $t,
+            ".missed_passes = 0 THEN \
+             COALESCE((SELECT s.seen_through_at FROM accounts s WHERE s.id = ",
+            $t,
+            ".account_id AND s.seen_through_at > ",
+            $t,
+            ".last_seen_at), ",
+            $t,
+            ".last_seen_at) ELSE ",
+            $t,
+            ".last_seen_at END"
         )
     };
 }
@@ -42,6 +52,8 @@ pub enum Table {
 }
 
 impl Table {
+    /// Every table of synced records.
+    pub const ALL: [Table; 3] = [Table::Devices, Table::Users, Table::Organizations];
     /// The SQL table.
     pub fn name(self) -> &'static str {
         match self {
@@ -231,6 +243,14 @@ pub struct AppWrite {
 }
 
 impl Store {
+    /// SQL of `remote_id`'s length in bytes.
+    fn id_bytes(&self) -> &'static str {
+        match self.backend() {
+            Backend::Sqlite => "length(CAST(remote_id AS BLOB))",
+            Backend::Postgres => "octet_length(remote_id)",
+        }
+    }
+
     /// What is stored for these remote ids of an account.
     pub async fn existing(
         &self,
@@ -246,10 +266,7 @@ impl Store {
         } else {
             ("''", "0")
         };
-        let id_bytes = match self.backend() {
-            Backend::Sqlite => "length(CAST(remote_id AS BLOB))",
-            Backend::Postgres => "octet_length(remote_id)",
-        };
+        let id_bytes = self.id_bytes();
         // One row of text instead of a row per record (a row costs more in
         // the driver than in the database): our own fields, which never
         // hold a space, then the vendor's id after its length in bytes.
@@ -318,7 +335,7 @@ impl Store {
         add_to_seen(&mut tx, page).await?;
         // Unchanged records look the same until the run ends.
         if !page.upserts.is_empty() || !page.revived.is_empty() {
-            bump_lists(&mut tx, page.account_id).await?;
+            bump_lists(&mut tx, page.account_id, page.table).await?;
         }
         runs::record_errors(&mut tx, page.run.id, page.kind, &page.errors).await?;
         runs::add_counts(&mut tx, &page.run, page.counts).await?;
@@ -345,6 +362,9 @@ impl Store {
         after_id: &str,
         limit: i64,
     ) -> Result<Vec<DetailTodo>, StoreError> {
+        if after_id.is_empty() && !self.details_due(account_id, stale_before).await? {
+            return Ok(Vec::new());
+        }
         let rows = sqlx::query(
             "SELECT r.id, r.remote_id, d.summary, d.remote_data, r.content_hash, r.changed_run, \
              r.last_seen_run, r.apps_hash FROM devices r JOIN device_data d ON d.device_id = r.id \
@@ -374,6 +394,22 @@ impl Store {
             .collect()
     }
 
+    /// Whether any active device of the account needs a detail read, from
+    /// the partial indexes of pending and of dated details alone.
+    async fn details_due(&self, account_id: &str, stale_before: &str) -> Result<bool, StoreError> {
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM devices WHERE account_id = $1 AND status = 'active' \
+             AND (needs_details = 1 OR details_at IS NULL) \
+             UNION ALL SELECT 1 FROM devices WHERE account_id = $1 AND status = 'active' \
+             AND needs_details = 0 AND details_at IS NOT NULL AND details_at < $2 LIMIT 1",
+        )
+        .bind(account_id)
+        .bind(stale_before)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(due.is_some())
+    }
+
     /// Stores a batch of detail reads (and the apps read with them).
     pub async fn write_details(
         &self,
@@ -388,7 +424,7 @@ impl Store {
         update_detailed_devices(&mut tx, backend, run.id, &at, writes).await?;
         update_detail_data(&mut tx, backend, writes).await?;
         replace_apps(&mut tx, backend, account_id, writes, &at).await?;
-        bump_lists(&mut tx, account_id).await?;
+        bump_lists(&mut tx, account_id, Table::Devices).await?;
         runs::add_counts(&mut tx, run, counts).await?;
         tx.commit().await?;
         Ok(())
@@ -424,18 +460,22 @@ impl Store {
         account_id: &str,
         run_id: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT id, remote_id FROM {} WHERE account_id = $1 AND status = 'active' \
-             AND (last_seen_run IS NULL OR last_seen_run <> $2)",
+        // One row of text, as in `existing`: 100,000 rows cost more in the
+        // driver than reading them.
+        let sql = format!(
+            "SELECT string_agg(x, '') FROM (SELECT id || ' ' || {} || ' ' || remote_id AS x \
+             FROM {} WHERE account_id = $1 AND status = 'active' \
+             AND (last_seen_run IS NULL OR last_seen_run <> $2)) AS rows",
+            self.id_bytes(),
             table.name()
-        ))
-        .bind(account_id)
-        .bind(run_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
+        );
+        let text: Option<String> = sqlx::query_scalar(&sql)
+            .bind(account_id)
+            .bind(run_id)
+            .fetch_one(self.pool())
+            .await?;
+        parse_id_pairs(text.as_deref().unwrap_or_default())
+            .ok_or_else(|| StoreError::Corrupt(format!("unexpected stored {} rows", table.name())))
     }
 
     /// The remote ids a run saw unchanged, by table (see
@@ -443,15 +483,15 @@ impl Store {
     pub async fn seen_in_run(
         &self,
         run_id: &str,
-    ) -> Result<HashMap<Table, HashSet<String>>, StoreError> {
+    ) -> Result<HashMap<Table, Vec<String>>, StoreError> {
         let rows: Vec<(String, String)> =
             sqlx::query_as("SELECT table_name, remote_ids FROM run_seen WHERE run_id = $1")
                 .bind(run_id)
                 .fetch_all(self.pool())
                 .await?;
-        let mut seen: HashMap<Table, HashSet<String>> = HashMap::new();
+        let mut seen: HashMap<Table, Vec<String>> = HashMap::new();
         for (name, ids) in rows {
-            let table = [Table::Devices, Table::Users, Table::Organizations]
+            let table = Table::ALL
                 .into_iter()
                 .find(|t| t.name() == name)
                 .ok_or_else(|| StoreError::Corrupt(format!("seen set of table {name}")))?;
@@ -503,7 +543,7 @@ impl Store {
             },
         )
         .await?;
-        bump_lists(&mut tx, account_id).await?;
+        bump_lists(&mut tx, account_id, table).await?;
         tx.commit().await?;
         Ok(removed)
     }
@@ -571,7 +611,7 @@ impl Store {
         // Once per run: a resumed run must not count a second missed pass.
         runs::set_checkpoint(&mut tx, run.id, &removals_step(table), None, true).await?;
         if !ids.is_empty() {
-            bump_lists(&mut tx, account_id).await?;
+            bump_lists(&mut tx, account_id, table).await?;
         }
         tx.commit().await?;
         Ok(removed)
@@ -579,9 +619,8 @@ impl Store {
 
     /// Links the account's devices as [`Store::link`] does, unless nothing
     /// a link depends on changed since the account's last link: this run
-    /// created, updated and removed nothing, and the workspace's users
-    /// (their number and newest change) are as they were. Returns whether
-    /// it linked.
+    /// created, updated and removed nothing, and the users of the
+    /// workspace's accounts are as they were. Returns whether it linked.
     pub async fn link_if_changed(
         &self,
         account_id: &str,
@@ -592,15 +631,20 @@ impl Store {
                 .bind(run.id)
                 .fetch_one(self.pool())
                 .await?;
-        let (users, newest): (i64, Option<String>) = sqlx::query_as(
-            "SELECT COUNT(*), MAX(u.updated_at) FROM users u JOIN accounts a \
-             ON a.id = u.account_id WHERE a.workspace_id = \
-             (SELECT workspace_id FROM accounts WHERE id = $1)",
+        // The users of the workspace's accounts as they stand: an account
+        // added, removed, or whose users changed makes another signature.
+        let generations: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT id, users_generation FROM accounts WHERE workspace_id = \
+             (SELECT workspace_id FROM accounts WHERE id = $1) ORDER BY id",
         )
         .bind(account_id)
-        .fetch_one(self.pool())
+        .fetch_all(self.pool())
         .await?;
-        let signature = format!("{users} {}", newest.unwrap_or_default());
+        let signature = generations
+            .iter()
+            .map(|(id, g)| format!("{id}:{g}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         let linked: Option<String> =
             sqlx::query_scalar("SELECT link_signature FROM accounts WHERE id = $1")
                 .bind(account_id)
@@ -649,7 +693,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        bump_lists(&mut tx, account_id).await?;
+        bump_lists(&mut tx, account_id, Table::Devices).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -666,8 +710,17 @@ fn parse_existing(mut rest: &str) -> Option<HashMap<String, Existing>> {
         for v in &mut fields {
             *v = f.next()?;
         }
-        let [id, content_hash, status, last_seen_run, list_hash, summary_hash, needs, missed, len] =
-            fields;
+        let [
+            id,
+            content_hash,
+            status,
+            last_seen_run,
+            list_hash,
+            summary_hash,
+            needs,
+            missed,
+            len,
+        ] = fields;
         let tail = f.next()?;
         let len: usize = len.parse().ok()?;
         let remote_id = tail.get(..len)?;
@@ -685,6 +738,20 @@ fn parse_existing(mut rest: &str) -> Option<HashMap<String, Existing>> {
                 missed: missed != "0",
             },
         );
+    }
+    Some(out)
+}
+
+/// Reads [`Store::unmarked`]'s text: per record, the id and the remote
+/// id's length in bytes, each followed by a space, then the remote id.
+fn parse_id_pairs(mut rest: &str) -> Option<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let mut f = rest.splitn(3, ' ');
+        let (id, len, tail) = (f.next()?, f.next()?, f.next()?);
+        let len: usize = len.parse().ok()?;
+        out.push((id.to_owned(), tail.get(..len)?.to_owned()));
+        rest = &tail[len..];
     }
     Some(out)
 }
@@ -787,14 +854,22 @@ async fn upsert_rows(
 }
 
 /// Bumps the account's `list_generation`: lists kept in memory for the
-/// account are stale once this transaction commits. Called last in a
-/// transaction: its records locked before the account's row, the order
-/// removing an account takes too (PostgreSQL would otherwise deadlock).
-async fn bump_lists(tx: &mut Tx<'_>, account_id: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE accounts SET list_generation = list_generation + 1 WHERE id = $1")
-        .bind(account_id)
-        .execute(&mut **tx)
-        .await?;
+/// account are stale once this transaction commits; and for writes of
+/// `Users`, its `users_generation`, so that devices are linked again.
+/// Called last in a transaction: its records locked before the account's
+/// row, the order removing an account takes too (PostgreSQL would
+/// otherwise deadlock).
+async fn bump_lists(tx: &mut Tx<'_>, account_id: &str, table: Table) -> Result<(), StoreError> {
+    let users = match table {
+        Table::Users => ", users_generation = users_generation + 1",
+        _ => "",
+    };
+    sqlx::query(&format!(
+        "UPDATE accounts SET list_generation = list_generation + 1{users} WHERE id = $1"
+    ))
+    .bind(account_id)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -1031,5 +1106,14 @@ mod tests {
         assert!(!a.missed && b.missed);
         assert!(parse_existing("dev_a h1 active run_1 f1 s1 1 0 9 short").is_none());
         assert!(parse_existing("").unwrap().is_empty());
+        let pairs = parse_id_pairs("dev_a 5 a b cdev_b 2 ü").unwrap();
+        assert_eq!(
+            pairs,
+            [
+                ("dev_a".into(), "a b c".into()),
+                ("dev_b".into(), "ü".into())
+            ]
+        );
+        assert!(parse_id_pairs("dev_a 9 short").is_none());
     }
 }

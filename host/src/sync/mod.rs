@@ -7,6 +7,7 @@
 pub mod background;
 pub mod record;
 pub mod schedule;
+mod seen;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use crate::webhooks::events::run_finished;
 use record::{
     Incoming, apps_hash, content_hash, fingerprint, merge, parse_object, projections, summary_hash,
 };
+use seen::Seen;
 
 /// Tunables of a sync.
 #[derive(Debug, Clone)]
@@ -325,7 +327,7 @@ impl Syncer {
                 account: account.name.clone(),
                 ..Progress::default()
             }),
-            seen: std::sync::Mutex::new(store.seen_in_run(&run.id).await?),
+            seen: std::sync::Mutex::new(Seen::new(store.seen_in_run(&run.id).await?)),
         };
         let outcome = ctx.execute().await;
         let waits = ctx.session.rate_limit_waits().0 - ctx.waits_at_start;
@@ -424,7 +426,7 @@ struct RunCtx<'a> {
     report: std::sync::Mutex<Progress>,
     /// The remote ids this run saw unchanged, by table: its stored seen
     /// sets (read when the run starts or resumes) and those it added since.
-    seen: std::sync::Mutex<HashMap<Table, HashSet<String>>>,
+    seen: std::sync::Mutex<Seen>,
 }
 
 /// A listed page, split for storing.
@@ -738,38 +740,36 @@ impl RunCtx<'_> {
         // A record the connector could not map is still there: seeing it
         // keeps it from looking removed.
         unchanged.extend(errors.iter().filter_map(|(id, _)| id.clone()));
+        let page = PageWrite {
+            table,
+            account_id: &self.account.id,
+            run: self.run,
+            kind,
+            upserts,
+            unchanged,
+            revived,
+            errors,
+            counts,
+            next_cursor: next,
+            complete,
+            checkpoint: true,
+        };
+        self.store().write_page(&page).await?;
         // Written records say so in their rows (`last_seen_run`).
-        let seen = unchanged.clone();
-        self.store()
-            .write_page(&PageWrite {
-                table,
-                account_id: &self.account.id,
-                run: self.run,
-                kind,
-                upserts,
-                unchanged,
-                revived,
-                errors,
-                counts,
-                next_cursor: next,
-                complete,
-                checkpoint: true,
-            })
-            .await?;
-        self.saw(table, seen);
+        self.saw(table, &page.unchanged);
         Ok(counts)
     }
 
     /// Whether this run saw `remote_id` in `table` before.
     fn was_seen(&self, table: Table, remote_id: &str) -> bool {
         let seen = self.seen.lock().expect("seen set lock");
-        seen.get(&table).is_some_and(|s| s.contains(remote_id))
+        seen.contains(table, remote_id)
     }
 
     /// Adds stored remote ids to what this run saw.
-    fn saw(&self, table: Table, ids: impl IntoIterator<Item = String>) {
+    fn saw(&self, table: Table, ids: &[String]) {
         let mut seen = self.seen.lock().expect("seen set lock");
-        seen.entry(table).or_default().extend(ids);
+        seen.add(table, ids.iter().map(String::as_str));
     }
 
     /// Reads details (and apps) of devices that are new, changed or stale:
@@ -887,15 +887,16 @@ impl RunCtx<'_> {
                 .unmarked(table, &self.account.id, self.run.id)
                 .await?;
             let seen = self.seen.lock().expect("seen set lock");
-            let seen = seen.get(&table);
             unmarked
                 .into_iter()
-                .filter(|(_, remote_id)| !seen.is_some_and(|s| s.contains(remote_id)))
+                .filter(|(_, remote_id)| !seen.contains(table, remote_id))
                 .collect()
         };
         if self.supports(kind, ResourceScope::TopLevel) == Some(true) && !absent.is_empty() {
             absent.sort_unstable();
-            let confirm = absent.len().min(self.syncer.options.confirm_limit.max(0) as usize);
+            let confirm = absent
+                .len()
+                .min(self.syncer.options.confirm_limit.max(0) as usize);
             let concurrency = self.syncer.options.detail_concurrency.max(1);
             let results: Vec<((String, String), Result<Entity, CallError>)> =
                 futures::stream::iter(absent[..confirm].iter().cloned())
@@ -941,7 +942,7 @@ impl RunCtx<'_> {
                         checkpoint: false,
                     })
                     .await?;
-                self.saw(table, alive.iter().cloned());
+                self.saw(table, &alive);
             }
             counts.removed += self
                 .store()
