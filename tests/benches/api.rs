@@ -8,10 +8,13 @@
 //!    are read (16 clients that start together read the same pages at
 //!    once, so most of their reads miss);
 //! 2. alone, warm: after one walk of every page has filled the list cache;
-//! 3. while a second account's first sync (another Iru simulator, no rate
+//! 3. while the listed account is synced again, its fleet unchanged (a
+//!    server's daily sync), in one-second measurements for as long as
+//!    the sync runs;
+//! 4. while a second account's first sync (another Iru simulator, no rate
 //!    limit) writes its devices into the same database (measured from its
 //!    first stored device: its users come before);
-//! 4. while a third account's first sync runs paced as a real vendor paces
+//! 5. while a third account's first sync runs paced as a real vendor paces
 //!    it (`MDMHUB_BENCH_SYNC_RATE` requests/s, default 20: the sync bench's
 //!    scaled-up Iru budget; Iru itself allows under 3 a second).
 //!
@@ -180,11 +183,44 @@ async fn run(devices: usize, connections: usize, secs: Duration, sync_devices: u
     let warm = load.measure(secs).await;
     warm.print("alone, warm");
 
+    // The listed account's own re-sync, its fleet unchanged: what a
+    // server does every day. Measured in one-second slices for as long as
+    // the sync runs.
+    let vendor = Background::new().unwrap();
+    let resync = {
+        let (_sim, srv) = vendor.handle().spawn(sim(devices, 1)).await.unwrap();
+        // The seeding simulator is gone: this one serves the same fleet.
+        sqlx::query("UPDATE accounts SET endpoints = $1 WHERE id = $2")
+            .bind(serde_json::to_string(&[&srv.base_url]).unwrap())
+            .bind(&acme.id)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let acme = store.account("acme").await.unwrap();
+        let sync = {
+            let syncer = syncer.clone();
+            tokio::spawn(async move { syncer.sync(&acme, "manual", None).await })
+        };
+        let mut busy = Outcome::default();
+        while !sync.is_finished() {
+            busy.absorb(load.measure(Duration::from_secs(1)).await);
+        }
+        let run = sync.await.unwrap().unwrap();
+        busy.print("during a re-sync of the listed account");
+        println!(
+            "  the re-sync took {:.1} s: {} unchanged, {} updated, {} created",
+            busy.took.as_secs_f64(),
+            run.counts.unchanged,
+            run.counts.updated,
+            run.counts.created
+        );
+        busy
+    };
+
     // A second account's first sync in the same process and database.
     // The vendor is another machine in production: its simulator runs at
     // a lower priority, like the sync, so it does not take the API's CPU
     // either.
-    let vendor = Background::new().unwrap();
     let during = |name: &'static str, seed: u64, rate: Option<usize>| {
         let (accounts, syncer, store, load, vendor) = (&accounts, &syncer, &store, &load, &vendor);
         async move {
@@ -255,6 +291,7 @@ async fn run(devices: usize, connections: usize, secs: Duration, sync_devices: u
     for (label, r) in [
         ("alone", &alone),
         ("alone, warm", &warm),
+        ("re-sync", &resync),
         ("during sync", busy),
         ("during, paced", paced),
     ] {
@@ -398,6 +435,17 @@ impl Outcome {
         }
         let i = ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len());
         self.latencies[i - 1] as f64 / 1000.0
+    }
+
+    /// Adds another measurement's figures to these.
+    fn absorb(&mut self, other: Outcome) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.latencies.extend(other.latencies);
+        self.latencies.sort_unstable();
+        self.took += other.took;
+        self.cpu += other.cpu;
+        self.load = other.load;
     }
 
     fn max(&self) -> f64 {

@@ -57,7 +57,8 @@ pub struct RecordMeta {
     pub status: Option<String>,
     /// First synced.
     pub first_seen_at: Option<String>,
-    /// Last seen by a sync.
+    /// Last seen by a sync: when it was last stored, or the start of the
+    /// account's last complete sync if that listed it (unchanged) later.
     pub last_seen_at: Option<String>,
     /// When a sync confirmed it gone.
     pub removed_at: Option<String>,

@@ -587,19 +587,45 @@ impl RunCtx<'_> {
         // Connector calls run in their own task: a page is compared and
         // stored (in order) while the next ones are fetched.
         let (tx, mut rx) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+        let started = Instant::now();
         let _fetching = AbortOnDrop(tokio::spawn(async move {
-            while let Some(page) = pager.next().await.transpose() {
-                let failed = page.is_err();
-                if tx.send(page.map(Listed::new)).await.is_err() || failed {
+            let mut fetching = Duration::ZERO;
+            loop {
+                let t = Instant::now();
+                let Some(page) = pager.next().await.transpose() else {
+                    break;
+                };
+                let listed = page.map(Listed::new);
+                fetching += t.elapsed();
+                let failed = listed.is_err();
+                if tx.send(listed).await.is_err() || failed {
                     break;
                 }
             }
+            tracing::debug!(
+                kind = kind.name(),
+                fetching_ms = fetching.as_millis() as u64,
+                "walk fetched"
+            );
         }));
+        let (mut pages, mut storing) = (0, Duration::ZERO);
         while let Some(listed) = rx.recv().await {
             let listed = listed.map_err(walk_err)?;
             self.check_lease()?;
+            let t = Instant::now();
             self.store_listed(table, kind.name(), listed).await?;
+            storing += t.elapsed();
+            pages += 1;
         }
+        // Which side of the walk bounds it: fetching (vendor, connector)
+        // or storing.
+        tracing::debug!(
+            kind = kind.name(),
+            pages,
+            walk_ms = started.elapsed().as_millis() as u64,
+            storing_ms = storing.as_millis() as u64,
+            "walk complete"
+        );
         Ok(())
     }
 
