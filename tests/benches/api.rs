@@ -273,13 +273,13 @@ async fn run(devices: usize, connections: usize, secs: Duration, sync_devices: u
             );
         };
     let unpaced = during("beta", 2, None).await;
-    report("during sync", &unpaced);
+    report("during another account's first sync", &unpaced);
     // A real vendor paces a sync: Iru allows 10,000 requests an hour, so
     // a sync waits for the vendor most of the time. Here at the sync
     // bench's scaled-up Iru budget, 20 requests/s.
     let rate = env_usize("MDMHUB_BENCH_SYNC_RATE", 20);
     let paced = during("gamma", 3, Some(rate)).await;
-    report(&format!("during a sync paced at {rate} requests/s"), &paced);
+    report(&format!("during a first sync paced at {rate} requests/s"), &paced);
     let busy = &unpaced.0;
     let paced = &paced.0;
 
@@ -292,8 +292,8 @@ async fn run(devices: usize, connections: usize, secs: Duration, sync_devices: u
         ("alone", &alone),
         ("alone, warm", &warm),
         ("re-sync", &resync),
-        ("during sync", busy),
-        ("during, paced", paced),
+        ("first sync", busy),
+        ("first, paced", paced),
     ] {
         println!(
             "  {:<12} {:>10} {:>9.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>6.2}",
