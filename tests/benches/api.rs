@@ -279,7 +279,10 @@ async fn run(devices: usize, connections: usize, secs: Duration, sync_devices: u
     // bench's scaled-up Iru budget, 20 requests/s.
     let rate = env_usize("MDMHUB_BENCH_SYNC_RATE", 20);
     let paced = during("gamma", 3, Some(rate)).await;
-    report(&format!("during a first sync paced at {rate} requests/s"), &paced);
+    report(
+        &format!("during a first sync paced at {rate} requests/s"),
+        &paced,
+    );
     let busy = &unpaced.0;
     let paced = &paced.0;
 

@@ -168,8 +168,9 @@ pub struct PageWrite<'a> {
     /// Remote ids seen without change: added to the run's seen set, their
     /// rows not written.
     pub unchanged: Vec<String>,
-    /// Remote ids among `unchanged` whose stored record missed a pass:
-    /// written as seen (their `last_seen_at` counts again).
+    /// Remote ids among `unchanged` whose stored record missed a pass (or
+    /// may have: records the connector could not map): written as seen
+    /// (their `last_seen_at` counts again).
     pub revived: Vec<String>,
     /// Records that could not be mapped.
     pub errors: Vec<(Option<String>, String)>,

@@ -764,8 +764,10 @@ impl RunCtx<'_> {
             });
         }
         // A record the connector could not map is still there: seeing it
-        // keeps it from looking removed.
-        unchanged.extend(errors.iter().filter_map(|(id, _)| id.clone()));
+        // keeps it from looking removed, and ends a pass it missed.
+        let unmapped = errors.iter().filter_map(|(id, _)| id.clone());
+        revived.extend(unmapped.clone());
+        unchanged.extend(unmapped);
         let page = PageWrite {
             table,
             account_id: &self.account.id,

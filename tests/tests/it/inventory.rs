@@ -812,6 +812,7 @@ async fn complete_page(
     account: &AccountRow,
     table: mdmhub::store::records::Table,
     upserts: Vec<mdmhub::store::records::RowWrite>,
+    missed_before: Vec<String>,
 ) -> String {
     use mdmhub::store::records::PageWrite;
     use mdmhub::store::runs::{RunCounts, RunRef};
@@ -830,8 +831,8 @@ async fn complete_page(
             },
             kind: table.name(),
             upserts,
-            unchanged: vec![],
-            revived: vec![],
+            unchanged: missed_before.clone(),
+            revived: missed_before,
             errors: vec![],
             counts,
             next_cursor: None,
@@ -867,7 +868,8 @@ async fn devices_are_relinked_when_a_user_of_another_account_goes() {
         let mut mac = vec![None; Table::Devices.projections().len()];
         mac[5] = Some("dana@example.com".to_owned());
         let dana = vec![Some("dana@example.com".to_owned()), Some("Dana".to_owned())];
-        let page = |account, table, upserts| complete_page(&store, account, table, upserts);
+        let page =
+            |account, table, upserts| complete_page(&store, account, table, upserts, Vec::new());
         let user_run = page(&people, Table::Users, vec![row("u1", dana, false)]).await;
         let run = page(&laptops, Table::Devices, vec![row("d1", mac, true)]).await;
         let link = |run: String| {
@@ -926,13 +928,17 @@ async fn without_a_confirming_get_removal_takes_two_complete_passes() {
             projections: vec![Some(id.into())],
             device: None,
         };
-        // One complete pass that lists `seen`; returns how many it removed.
-        let pass = |seen: Vec<&'static str>| {
+        // One complete pass that lists `upserted` and, as they were stored,
+        // `unchanged` (written as seen: each missed the pass before);
+        // returns how many it removed.
+        let pass = |upserted: Vec<&'static str>, unchanged: Vec<&'static str>| {
             let store = store.clone();
             let account = account.clone();
             async move {
-                let upserts = seen.iter().map(|id| org(id)).collect();
-                let run = complete_page(&store, &account, Table::Organizations, upserts).await;
+                let upserts = upserted.iter().map(|id| org(id)).collect();
+                let unchanged = unchanged.iter().map(|id| id.to_string()).collect();
+                let run =
+                    complete_page(&store, &account, Table::Organizations, upserts, unchanged).await;
                 let r = RunRef {
                     id: &run,
                     holder: "h",
@@ -955,15 +961,44 @@ async fn without_a_confirming_get_removal_takes_two_complete_passes() {
                 removed
             }
         };
-        assert_eq!(pass(vec!["a", "b"]).await, 0);
-        assert_eq!(pass(vec!["a"]).await, 0, "one missed pass is not enough");
+        // `last_seen_at` of each organization as lists show it.
+        let shown = || async {
+            let filter = Filter {
+                account: Some(account.id.clone()),
+                status: None,
+                limit: 10,
+                ..Filter::default()
+            };
+            let (orgs, _) = store.list(Listing::Organizations, &filter).await.unwrap();
+            orgs.iter()
+                .map(|o| {
+                    let id = o["remote_id"].as_str().unwrap().to_owned();
+                    (id, o["last_seen_at"].as_str().unwrap().to_owned())
+                })
+                .collect::<std::collections::HashMap<_, _>>()
+        };
+        assert_eq!(pass(vec!["a", "b"], vec![]).await, 0);
+        let first = shown().await;
         assert_eq!(
-            pass(vec!["a", "b"]).await,
+            pass(vec!["a"], vec![]).await,
             0,
-            "seen again: the count resets"
+            "one missed pass is not enough"
         );
-        assert_eq!(pass(vec!["a"]).await, 0);
-        assert_eq!(pass(vec!["a"]).await, 1, "absent from two passes running");
+        let missed = shown().await;
+        assert_eq!(missed["b"], first["b"], "missed: when it was last seen");
+        assert!(missed["a"] > first["a"]);
+        assert_eq!(
+            pass(vec!["a"], vec!["b"]).await,
+            0,
+            "seen again, unchanged: the count resets"
+        );
+        assert!(shown().await["b"] > missed["b"]);
+        assert_eq!(pass(vec!["a"], vec![]).await, 0);
+        assert_eq!(
+            pass(vec!["a"], vec![]).await,
+            1,
+            "absent from two passes running"
+        );
         let active = store
             .count(Listing::Organizations, &account.id, Some("active"))
             .await
