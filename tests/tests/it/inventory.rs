@@ -495,6 +495,25 @@ fn mdmhub(place: &Place) -> Command {
     cmd
 }
 
+/// Runs `mdmhub sync acme` in a child process and kills it (SIGKILL) as
+/// soon as `enough` says so.
+async fn kill_sync_once<F: Future<Output = bool>>(place: &Place, enough: impl Fn() -> F) {
+    let mut child = mdmhub(place)
+        .args(["sync", "acme"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !enough().await {
+        assert!(Instant::now() < deadline, "the child got nowhere");
+        assert!(child.try_wait().unwrap().is_none(), "the child ended early");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_sync_killed_mid_run_resumes_with_every_device_once() {
     for place in places("killed").await {
@@ -508,25 +527,11 @@ async fn a_sync_killed_mid_run_resumes_with_every_device_once() {
         )
         .await;
         let acme = inv.add("acme").await;
-        let mut child = mdmhub(&place)
-            .args(["sync", "acme"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        // Kill it (SIGKILL) once some pages and details are stored.
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let stored = inv.devices(&acme, "active").await;
-            if stored >= 600 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the child stored nothing");
-            assert!(child.try_wait().unwrap().is_none(), "the child ended early");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        child.kill().await.unwrap();
+        // Killed once some pages and details are stored.
+        kill_sync_once(&place, || async {
+            inv.devices(&acme, "active").await >= 600
+        })
+        .await;
         let interrupted = inv
             .accounts
             .store
@@ -566,24 +571,11 @@ async fn a_sync_killed_mid_run_resumes_with_every_device_once() {
             slow_ms: 150,
             ..Faults::default()
         });
-        let mut child = mdmhub(&place)
-            .args(["sync", "acme"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
+        kill_sync_once(&place, || async {
             let run = store.unfinished_run(&acme.id).await.unwrap();
-            if run.is_some_and(|r| r.counts.unchanged >= 300) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the child saw nothing");
-            assert!(child.try_wait().unwrap().is_none(), "the child ended early");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        child.kill().await.unwrap();
+            run.is_some_and(|r| r.counts.unchanged >= 300)
+        })
+        .await;
         inv.sim.control().set_faults(Faults::default());
         let before = requests();
         let resumed = inv.sync(&acme).await;
