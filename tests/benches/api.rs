@@ -206,6 +206,11 @@ async fn run(devices: usize, connections: usize, secs: Duration, sync_devices: u
             busy.absorb(load.measure(Duration::from_secs(1)).await);
         }
         let run = sync.await.unwrap().unwrap();
+        assert_eq!(
+            (run.status.as_str(), run.counts.created, run.counts.updated),
+            ("succeeded", 0, 0),
+            "the re-synced fleet is unchanged"
+        );
         busy.print("during a re-sync of the listed account");
         println!(
             "  the re-sync took {:.1} s: {} unchanged, {} updated, {} created",

@@ -168,9 +168,9 @@ pub struct PageWrite<'a> {
     /// Remote ids seen without change: added to the run's seen set, their
     /// rows not written.
     pub unchanged: Vec<String>,
-    /// Remote ids among `unchanged` whose stored record missed a pass (or
-    /// may have: records the connector could not map): written as seen
-    /// (their `last_seen_at` counts again).
+    /// Remote ids seen whose stored record missed a pass (or may have:
+    /// records the connector could not map): written as seen, by this run
+    /// (`last_seen_run`) and with their `last_seen_at` counting again.
     pub revived: Vec<String>,
     /// Records that could not be mapped.
     pub errors: Vec<(Option<String>, String)>,
@@ -511,6 +511,9 @@ impl Store {
         run: &RunRef<'_>,
         ids: &[String],
     ) -> Result<i64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
         let at = now();
         let mut removed = 0;
         let mut tx = self.write_tx().await?;
@@ -700,17 +703,31 @@ impl Store {
     }
 }
 
-/// Reads [`Store::existing`]'s text: per record, eight fields and the
-/// remote id's length in bytes, each followed by a space, then the remote id.
-fn parse_existing(mut rest: &str) -> Option<HashMap<String, Existing>> {
-    let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-    let mut out = HashMap::new();
+/// Splits a text read as one row (see [`Store::existing`]): per record,
+/// `N` fields without spaces, then the remote id's length in bytes, each
+/// followed by a space, then the remote id (which may hold anything).
+fn records_text<const N: usize>(mut rest: &str) -> Option<Vec<([&str; N], &str)>> {
+    let mut out = Vec::new();
     while !rest.is_empty() {
-        let mut f = rest.splitn(10, ' ');
-        let mut fields = [""; 9];
+        let mut fields = [""; N];
         for v in &mut fields {
-            *v = f.next()?;
+            let (field, tail) = rest.split_once(' ')?;
+            *v = field;
+            rest = tail;
         }
+        let (len, tail) = rest.split_once(' ')?;
+        let len: usize = len.parse().ok()?;
+        out.push((fields, tail.get(..len)?));
+        rest = &tail[len..];
+    }
+    Some(out)
+}
+
+/// Reads [`Store::existing`]'s text: eight fields a record.
+fn parse_existing(text: &str) -> Option<HashMap<String, Existing>> {
+    let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    let rows = records_text::<8>(text)?;
+    let existing = rows.into_iter().map(|(fields, remote_id)| {
         let [
             id,
             content_hash,
@@ -720,41 +737,30 @@ fn parse_existing(mut rest: &str) -> Option<HashMap<String, Existing>> {
             summary_hash,
             needs,
             missed,
-            len,
         ] = fields;
-        let tail = f.next()?;
-        let len: usize = len.parse().ok()?;
-        let remote_id = tail.get(..len)?;
-        rest = &tail[len..];
-        out.insert(
-            remote_id.to_owned(),
-            Existing {
-                id: id.to_owned(),
-                content_hash: content_hash.to_owned(),
-                status: status.to_owned(),
-                last_seen_run: some(last_seen_run),
-                list_hash: some(list_hash),
-                summary_hash: some(summary_hash),
-                needs_details: needs == "1",
-                missed: missed != "0",
-            },
-        );
-    }
-    Some(out)
+        let e = Existing {
+            id: id.to_owned(),
+            content_hash: content_hash.to_owned(),
+            status: status.to_owned(),
+            last_seen_run: some(last_seen_run),
+            list_hash: some(list_hash),
+            summary_hash: some(summary_hash),
+            needs_details: needs == "1",
+            missed: missed != "0",
+        };
+        (remote_id.to_owned(), e)
+    });
+    Some(existing.collect())
 }
 
-/// Reads [`Store::unmarked`]'s text: per record, the id and the remote
-/// id's length in bytes, each followed by a space, then the remote id.
-fn parse_id_pairs(mut rest: &str) -> Option<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    while !rest.is_empty() {
-        let mut f = rest.splitn(3, ' ');
-        let (id, len, tail) = (f.next()?, f.next()?, f.next()?);
-        let len: usize = len.parse().ok()?;
-        out.push((id.to_owned(), tail.get(..len)?.to_owned()));
-        rest = &tail[len..];
-    }
-    Some(out)
+/// Reads [`Store::unmarked`]'s text: the id, then the remote id.
+fn parse_id_pairs(text: &str) -> Option<Vec<(String, String)>> {
+    let rows = records_text::<1>(text)?;
+    Some(
+        rows.into_iter()
+            .map(|([id], remote_id)| (id.to_owned(), remote_id.to_owned()))
+            .collect(),
+    )
 }
 
 /// The checkpoint name marking a run's removals of `table` as done.

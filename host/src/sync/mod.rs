@@ -692,10 +692,10 @@ impl RunCtx<'_> {
                 || self.was_seen(table, &remote_id);
             if same {
                 counts.unchanged += !again as i64;
-                if old.is_some_and(|o| o.missed) {
-                    revived.push(remote_id.clone());
+                match old.is_some_and(|o| o.missed) {
+                    true => revived.push(remote_id),
+                    false => unchanged.push(remote_id),
                 }
-                unchanged.push(remote_id);
             } else {
                 let incoming = Incoming::new(&rec.entity);
                 let summary = serde_json::to_string(&incoming.fields).expect("JSON serializes");
@@ -765,9 +765,7 @@ impl RunCtx<'_> {
         }
         // A record the connector could not map is still there: seeing it
         // keeps it from looking removed, and ends a pass it missed.
-        let unmapped = errors.iter().filter_map(|(id, _)| id.clone());
-        revived.extend(unmapped.clone());
-        unchanged.extend(unmapped);
+        revived.extend(errors.iter().filter_map(|(id, _)| id.clone()));
         let page = PageWrite {
             table,
             account_id: &self.account.id,
@@ -961,7 +959,7 @@ impl RunCtx<'_> {
                         run: self.run,
                         kind: kind.name(),
                         upserts: Vec::new(),
-                        unchanged: alive.clone(),
+                        unchanged: Vec::new(),
                         revived: alive.clone(),
                         errors: Vec::new(),
                         counts: RunCounts::default(),
@@ -970,7 +968,6 @@ impl RunCtx<'_> {
                         checkpoint: false,
                     })
                     .await?;
-                self.saw(table, &alive);
             }
             counts.removed += self
                 .store()

@@ -823,7 +823,7 @@ async fn complete_page(
             },
             kind: table.name(),
             upserts,
-            unchanged: missed_before.clone(),
+            unchanged: vec![],
             revived: missed_before,
             errors: vec![],
             counts,
