@@ -4,6 +4,7 @@
 //! id, so a walk during a sync never repeats or skips a record.
 
 use axum::Json;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -161,23 +162,60 @@ fn base_filter(
 
 /// A page of records as served, `{"result": [...], "next_cursor": ...,
 /// "result_count": n}`, made from the stored records' text (the bytes
-/// serializing a [`ListPage`] of [`query::Json`] would make).
+/// serializing a [`ListPage`] of [`query::Json`] would make). The records
+/// are sent as they were written, between the envelope's two ends: a page
+/// is most of a request's bytes, and copying it into one buffer cost a
+/// sixth of the server's time.
 async fn list(state: &AppState, listing: Listing, filter: Filter) -> Result<Response, Problem> {
     let page = state.store().list_text(listing, &filter).await?;
-    let mut body = Vec::with_capacity(page.records.len() + 128);
-    body.extend_from_slice(b"{\"result\":[");
-    body.extend_from_slice(&page.records);
-    body.extend_from_slice(b"],\"next_cursor\":");
-    serde_json::to_writer(&mut body, &page.next).expect("strings serialize");
-    body.extend_from_slice(format!(",\"result_count\":{}}}", page.count).as_bytes());
+    let mut tail = Vec::with_capacity(64);
+    tail.extend_from_slice(b"],\"next_cursor\":");
+    serde_json::to_writer(&mut tail, &page.next).expect("strings serialize");
+    tail.extend_from_slice(format!(",\"result_count\":{}}}", page.count).as_bytes());
+    let body = Chunks::new([
+        Bytes::from_static(b"{\"result\":["),
+        Bytes::from(page.records),
+        Bytes::from(tail),
+    ]);
     Ok((
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        body,
+        Body::new(body),
     )
         .into_response())
+}
+
+/// A response body of a few chunks, each sent as it is (hyper writes them
+/// vectored), with their exact length (so the answer has a
+/// `Content-Length`).
+struct Chunks(std::collections::VecDeque<Bytes>);
+
+impl Chunks {
+    fn new(chunks: impl IntoIterator<Item = Bytes>) -> Self {
+        Self(chunks.into_iter().filter(|c| !c.is_empty()).collect())
+    }
+}
+
+impl HttpBody for Chunks {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.pop_front().map(|c| Ok(http_body::Frame::data(c))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.0.iter().map(|c| c.len() as u64).sum())
+    }
 }
 
 /// One record by mdmhub id, with its vendor JSON, if the caller's workspace has it.
