@@ -224,6 +224,12 @@ impl Store {
         self.list_cache.get().is_some_and(|c| c.snapshots.reading())
     }
 
+    /// Account lists read into memory in full, and brought up to date by
+    /// reading only the records written since, if the list cache is on.
+    pub fn list_snapshot_reads(&self) -> Option<(u64, u64)> {
+        self.list_cache.get().map(|c| c.snapshots.reads())
+    }
+
     /// Bytes and account lists held as snapshots, if the list cache is on.
     pub fn list_snapshot_usage(&self) -> Option<(u64, usize)> {
         self.list_cache.get().map(|c| c.snapshots.usage())

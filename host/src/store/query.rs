@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 
 use std::sync::Arc;
 
-use super::list_cache::{Cached, ListCache, SnapRow, Snapshot};
+use super::list_cache::{Cached, Claimed, ListCache, SnapRow, Snapshot, merged};
 use super::render::{AccountNames, Template, fields, record_json, render};
 use super::{Store, StoreError};
 
@@ -409,10 +409,9 @@ impl Store {
             match snapshot {
                 Some(s) => snapshots.push(s),
                 None => {
-                    // An account being synced changes page by page: it is
-                    // read from the database until its sync ends.
-                    if in_memory && !state.syncing {
-                        self.start_snapshot(listing, &a.id, Some(state.generation), version);
+                    if in_memory {
+                        let at = Some(state.generation);
+                        self.start_snapshot(listing, &a.id, at, state.syncing, version);
                     }
                     read.push(a.clone());
                 }
@@ -602,22 +601,47 @@ impl Store {
         if self.list_cache.get().is_none() {
             return Ok(());
         }
-        let ids: Vec<String> = match account {
-            Some(id) => vec![id.to_owned()],
+        let sql = match account {
+            Some(_) => {
+                "SELECT id, list_generation FROM accounts WHERE id = $1 AND lease_holder IS NULL"
+            }
             None => {
-                sqlx::query_scalar("SELECT id FROM accounts WHERE lease_holder IS NULL ORDER BY id")
-                    .fetch_all(self.reads())
-                    .await?
+                "SELECT id, list_generation FROM accounts WHERE lease_holder IS NULL ORDER BY id"
             }
         };
-        for id in &ids {
+        let mut q = sqlx::query_as::<_, (String, i64)>(sql);
+        if let Some(id) = account {
+            q = q.bind(id);
+        }
+        for (id, generation) in q.fetch_all(self.reads()).await? {
             for listing in [Listing::Devices, Listing::Users, Listing::Organizations] {
                 if let Some(version) = listing.version() {
-                    self.start_snapshot(listing, id, None, version);
+                    self.start_snapshot(listing, &id, Some(generation), false, version);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Tells the lists held in memory that the write transaction of
+    /// account `account` that made its `list_generation` `generation`
+    /// (committed) wrote the records `ids` of `table`, and no other
+    /// record a list shows: a list is then brought up to date by reading
+    /// those alone. Every transaction that bumps the generation should
+    /// say so; one that does not makes older lists be read in full again.
+    pub(crate) fn note_written(
+        &self,
+        account: &str,
+        generation: i64,
+        table: super::records::Table,
+        ids: impl IntoIterator<Item = Box<str>>,
+    ) {
+        if let Some(cache) = self.list_cache.get() {
+            let ids = ids.into_iter().collect();
+            cache
+                .snapshots
+                .note(account, generation, table.listing(), ids);
+        }
     }
 
     /// Drops the lists held in memory of accounts that no longer exist: one
@@ -637,23 +661,25 @@ impl Store {
         Ok(())
     }
 
-    /// Reads account `account`'s list of `listing` (at `generation`, if
-    /// known) into a [`Snapshot`] in the background on the API's runtime,
-    /// one at a time, unless one is being read, it is too big, or the
-    /// budget is spent.
+    /// Brings account `account`'s list of `listing` (at `generation`, if
+    /// known) into memory in the background on the API's runtime, if
+    /// [`Snapshots::claim`](super::list_cache::Snapshots::claim) says
+    /// what to read: the records written since its snapshot, or the whole
+    /// list (one at a time).
     fn start_snapshot(
         &self,
         listing: Listing,
         account: &str,
         generation: Option<i64>,
+        syncing: bool,
         version: &'static str,
     ) {
         let Some(cache) = self.list_cache.get() else {
             return;
         };
-        if !cache.snapshots.claim(listing, account, generation) {
+        let Some(claimed) = cache.snapshots.claim(listing, account, generation, syncing) else {
             return;
-        }
+        };
         let mut claim = Claim {
             store: self.clone(),
             listing,
@@ -665,10 +691,22 @@ impl Store {
             let Some(cache) = store.list_cache.get() else {
                 return;
             };
-            let Ok(_one) = cache.snapshots.reading.acquire().await else {
-                return;
+            let updated = matches!(claimed, Claimed::Changes { .. });
+            let read = match claimed {
+                Claimed::Changes { base, ids, to } => {
+                    store
+                        .update_snapshot(listing, &claim.account, version, &base, &ids, to)
+                        .await
+                }
+                Claimed::Full => {
+                    let Ok(_one) = cache.snapshots.reading.acquire().await else {
+                        return;
+                    };
+                    store.read_snapshot(listing, &claim.account, version).await
+                }
             };
-            match store.read_snapshot(listing, &claim.account, version).await {
+            match read {
+                Ok(Read::Built(s)) if updated => claim.read = Read::Updated(s),
                 Ok(read) => claim.read = read,
                 Err(e) => {
                     tracing::warn!(error = %e, account = claim.account, "reading an account's list into memory")
@@ -679,9 +717,10 @@ impl Store {
     }
 
     /// Account `account`'s rows of `listing` with their templates, in id
-    /// order, read a chunk at a time; nothing if the account's inventory
-    /// was written meanwhile (its generation moved) or a record is not
-    /// the text `serde_json` stores, and no more than the budget's room.
+    /// order, read a chunk at a time, then the records written meanwhile
+    /// read again; nothing if a write meanwhile was not noted or a record
+    /// is not the text `serde_json` stores, and no more than the budget's
+    /// room.
     async fn read_snapshot(
         &self,
         listing: Listing,
@@ -704,32 +743,34 @@ impl Store {
             listing.table(),
         );
         let mut rows = Vec::new();
+        let mut skipped = false;
         let mut after = String::new();
         loop {
             let text = self.aggregated(&sql, &[account, &after]).await?;
             let Some((chunk, _)) = parse_page(listing, &text, 1, CHUNK) else {
-                return Ok(Read::Nothing);
+                return Ok(Read::Skipped(generation));
             };
             let Some(last) = chunk.last() else { break };
             after = last.id().to_owned();
             let (hits, missing) = lookups(cache, &chunk);
             let fetched_text = self.records_of(listing, version, &missing).await?;
             let Some(fetched) = parse_rows(listing, &fetched_text, 2) else {
-                return Ok(Read::Nothing);
+                return Ok(Read::Skipped(generation));
             };
             let fetched = by_id(fetched);
             for (row, hit) in chunk.iter().zip(hits) {
                 let cached = match hit {
                     Some(c) => c,
                     None => {
-                        // Written since this chunk was read: the
-                        // generation check below throws the snapshot away.
+                        // Written since this chunk was read: read again
+                        // below, as a noted write.
                         let Some(f) = fetched.get(row.id()).filter(|f| f.extra[0] == row.extra[0])
                         else {
-                            return Ok(Read::Nothing);
+                            skipped = true;
+                            continue;
                         };
                         let Some(t) = Template::new(f.extra[1], &names) else {
-                            return Ok(Read::Nothing);
+                            return Ok(Read::Skipped(generation));
                         };
                         cache.insert(f.id(), f.extra[0], t)
                     }
@@ -741,20 +782,94 @@ impl Store {
                 };
                 bytes += row.size();
                 if bytes > room {
-                    return Ok(Read::TooBig(generation));
+                    return Ok(Read::Skipped(generation));
                 }
-                rows.push(row);
+                rows.push(Arc::new(row));
             }
             if chunk.len() < CHUNK {
                 break;
             }
         }
-        Ok(
-            match self.list_generation(account).await? == Some(generation) {
-                true => Read::Built(Snapshot { generation, rows }),
-                false => Read::Nothing,
-            },
-        )
+        let Some(now) = self.list_generation(account).await? else {
+            return Ok(Read::Nothing);
+        };
+        let base = Snapshot {
+            generation,
+            rows: rows.into(),
+        };
+        if now == generation {
+            return Ok(match skipped {
+                true => Read::Skipped(generation),
+                false => Read::Built(base),
+            });
+        }
+        // Written meanwhile: the chunks read before a write may miss its
+        // records, those read after have them; reading the records every
+        // write since `generation` wrote makes the list right at `now`.
+        match cache.snapshots.changes(listing, account, generation, now) {
+            Some(ids) => {
+                self.update_snapshot(listing, account, version, &base, &ids, now)
+                    .await
+            }
+            None => Ok(Read::Skipped(now)),
+        }
+    }
+
+    /// Snapshot `base` brought to generation `to` by reading again the
+    /// records `ids` (every record written since `base` was read, sorted);
+    /// nothing if one is not the text `serde_json` stores, and no more
+    /// than the budget's room.
+    async fn update_snapshot(
+        &self,
+        listing: Listing,
+        account: &str,
+        version: &str,
+        base: &Snapshot,
+        ids: &[Box<str>],
+        to: i64,
+    ) -> Result<Read, StoreError> {
+        /// Records read by one statement.
+        const CHUNK: usize = 500;
+        let Some(cache) = self.list_cache.get() else {
+            return Ok(Read::Nothing);
+        };
+        let names = field_names(listing);
+        let mut fresh = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let chunk: Vec<&str> = chunk.iter().map(|i| &**i).collect();
+            let text = self.records_of(listing, version, &chunk).await?;
+            let Some(rows) = parse_rows(listing, &text, 2) else {
+                return Ok(Read::Skipped(to));
+            };
+            for row in rows {
+                let (hash, record) = (row.extra[0], row.extra[1]);
+                let cached = match cache.get(row.id(), hash) {
+                    Some(c) => c,
+                    None => match Template::new(record, &names) {
+                        Some(t) => cache.insert(row.id(), hash, t),
+                        None => return Ok(Read::Skipped(to)),
+                    },
+                };
+                // The row as a snapshot keeps it: its fields and version,
+                // without the record that ends it.
+                let text = &row.raw[..row.raw.len() - record.len() - UNIT.len_utf8()];
+                fresh.push(Arc::new(SnapRow {
+                    id: row.id().into(),
+                    text: text.into(),
+                    cached,
+                }));
+            }
+        }
+        fresh.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        let rows = merged(&base.rows, ids, fresh);
+        let bytes: u64 = rows.iter().map(|r| r.size()).sum();
+        if bytes > cache.snapshots.room(listing, account) {
+            return Ok(Read::Skipped(to));
+        }
+        Ok(Read::Built(Snapshot {
+            generation: to,
+            rows: rows.into(),
+        }))
     }
 
     /// One device by mdmhub id, or by remote id or serial number, with
@@ -1011,9 +1126,13 @@ struct ParsedRow<'a> {
 enum Read {
     /// The account's list.
     Built(Snapshot),
-    /// More than the budget's room, at this generation.
-    TooBig(i64),
-    /// Nothing to keep (written meanwhile, gone, or not readable).
+    /// The account's list, brought up to date from the one it had.
+    Updated(Snapshot),
+    /// Not kept at this generation: more than the budget's room, a record
+    /// not the text `serde_json` stores, or written by a transaction that
+    /// was not noted.
+    Skipped(i64),
+    /// Nothing to keep (the account is gone, or the read failed).
     Nothing,
 }
 
@@ -1032,14 +1151,15 @@ impl Drop for Claim {
         let Some(cache) = self.store.list_cache.get() else {
             return;
         };
-        let (built, too_big) = match std::mem::replace(&mut self.read, Read::Nothing) {
-            Read::Built(s) => (Some(s), None),
-            Read::TooBig(generation) => (None, Some(generation)),
+        let (built, skipped) = match std::mem::replace(&mut self.read, Read::Nothing) {
+            Read::Built(s) => (Some((s, false)), None),
+            Read::Updated(s) => (Some((s, true)), None),
+            Read::Skipped(generation) => (None, Some(generation)),
             Read::Nothing => (None, None),
         };
         cache
             .snapshots
-            .finish(self.listing, &self.account, built, too_big);
+            .finish(self.listing, &self.account, built, skipped);
     }
 }
 

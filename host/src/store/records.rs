@@ -70,6 +70,14 @@ impl Table {
             Table::Organizations => last_seen_shown!("organizations"),
         }
     }
+    /// The listing of its records.
+    pub(crate) fn listing(self) -> super::query::Listing {
+        match self {
+            Table::Devices => super::query::Listing::Devices,
+            Table::Users => super::query::Listing::Users,
+            Table::Organizations => super::query::Listing::Organizations,
+        }
+    }
     /// The id prefix of its rows.
     pub fn prefix(self) -> &'static str {
         match self {
@@ -335,9 +343,10 @@ impl Store {
         mark_seen(&mut tx, backend, page, &at).await?;
         add_to_seen(&mut tx, page).await?;
         // Unchanged records look the same until the run ends.
-        if !page.upserts.is_empty() || !page.revived.is_empty() {
-            bump_lists(&mut tx, page.account_id, page.table).await?;
-        }
+        let generation = match page.upserts.is_empty() && page.revived.is_empty() {
+            true => None,
+            false => Some(bump_lists(&mut tx, page.account_id, page.table).await?),
+        };
         runs::record_errors(&mut tx, page.run.id, page.kind, &page.errors).await?;
         runs::add_counts(&mut tx, &page.run, page.counts).await?;
         if page.checkpoint {
@@ -351,6 +360,14 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        if let Some(generation) = generation {
+            let revived = page
+                .revived
+                .iter()
+                .map(|r| record_id(page.table.prefix(), page.account_id, r));
+            let written = ids.into_iter().chain(revived).map(String::into_boxed_str);
+            self.note_written(page.account_id, generation, page.table, written);
+        }
         Ok(())
     }
 
@@ -425,9 +442,11 @@ impl Store {
         update_detailed_devices(&mut tx, backend, run.id, &at, writes).await?;
         update_detail_data(&mut tx, backend, writes).await?;
         replace_apps(&mut tx, backend, account_id, writes, &at).await?;
-        bump_lists(&mut tx, account_id, Table::Devices).await?;
+        let generation = bump_lists(&mut tx, account_id, Table::Devices).await?;
         runs::add_counts(&mut tx, run, counts).await?;
         tx.commit().await?;
+        let written = writes.iter().map(|w| w.id.as_str().into());
+        self.note_written(account_id, generation, Table::Devices, written);
         Ok(())
     }
 
@@ -547,8 +566,10 @@ impl Store {
             },
         )
         .await?;
-        bump_lists(&mut tx, account_id, table).await?;
+        let generation = bump_lists(&mut tx, account_id, table).await?;
         tx.commit().await?;
+        let written = ids.iter().map(|id| id.as_str().into());
+        self.note_written(account_id, generation, table, written);
         Ok(removed)
     }
 
@@ -614,10 +635,15 @@ impl Store {
         .await?;
         // Once per run: a resumed run must not count a second missed pass.
         runs::set_checkpoint(&mut tx, run.id, &removals_step(table), None, true).await?;
-        if !ids.is_empty() {
-            bump_lists(&mut tx, account_id, table).await?;
-        }
+        let generation = match ids.is_empty() {
+            true => None,
+            false => Some(bump_lists(&mut tx, account_id, table).await?),
+        };
         tx.commit().await?;
+        if let Some(generation) = generation {
+            let written = ids.iter().map(|id| id.as_str().into());
+            self.note_written(account_id, generation, table, written);
+        }
         Ok(removed)
     }
 
@@ -688,17 +714,23 @@ impl Store {
         let org = "(SELECT o.id FROM organizations o WHERE o.account_id = devices.account_id \
                AND o.status = 'active' AND o.remote_id = devices.organization_remote_id)";
         let mut tx = self.write_tx().await?;
+        let mut linked: Vec<String> = Vec::new();
         // Only rows whose link changes are written: a re-sync rewrites nothing.
         for (col, expr) in [("user_id", user), ("organization_id", org)] {
-            sqlx::query(&format!(
-                "UPDATE devices SET {col} = {expr} WHERE account_id = $1 AND {col} IS DISTINCT FROM {expr}"
-            ))
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await?;
+            linked.extend(
+                sqlx::query_scalar::<_, String>(&format!(
+                    "UPDATE devices SET {col} = {expr} WHERE account_id = $1 \
+                     AND {col} IS DISTINCT FROM {expr} RETURNING id"
+                ))
+                .bind(account_id)
+                .fetch_all(&mut *tx)
+                .await?,
+            );
         }
-        bump_lists(&mut tx, account_id, Table::Devices).await?;
+        let generation = bump_lists(&mut tx, account_id, Table::Devices).await?;
         tx.commit().await?;
+        let written = linked.into_iter().map(String::into_boxed_str);
+        self.note_written(account_id, generation, Table::Devices, written);
         Ok(())
     }
 }
@@ -860,24 +892,25 @@ async fn upsert_rows(
     Ok(())
 }
 
-/// Bumps the account's `list_generation`: lists kept in memory for the
-/// account are stale once this transaction commits; and for writes of
+/// Bumps the account's `list_generation` and returns it: lists kept in
+/// memory for the account are stale once this transaction commits (until
+/// told what it wrote, see [`Store::note_written`]); and for writes of
 /// `Users`, its `users_generation`, so that devices are linked again.
 /// Called last in a transaction: its records locked before the account's
 /// row, the order removing an account takes too (PostgreSQL would
 /// otherwise deadlock).
-async fn bump_lists(tx: &mut Tx<'_>, account_id: &str, table: Table) -> Result<(), StoreError> {
+async fn bump_lists(tx: &mut Tx<'_>, account_id: &str, table: Table) -> Result<i64, StoreError> {
     let users = match table {
         Table::Users => ", users_generation = users_generation + 1",
         _ => "",
     };
-    sqlx::query(&format!(
-        "UPDATE accounts SET list_generation = list_generation + 1{users} WHERE id = $1"
+    Ok(sqlx::query_scalar(&format!(
+        "UPDATE accounts SET list_generation = list_generation + 1{users} WHERE id = $1 \
+         RETURNING list_generation"
     ))
     .bind(account_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    .fetch_one(&mut **tx)
+    .await?)
 }
 
 /// Stores the listed JSON of a page's new and changed devices.

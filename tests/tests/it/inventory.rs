@@ -326,6 +326,85 @@ async fn resync_is_unchanged_check_ins_skip_details_and_deletions_are_removed() 
     }
 }
 
+/// A server's lists of an account a sync is writing (through the server's
+/// store) are brought up to date by reading only the records each of the
+/// sync's transactions wrote, and list what the database holds.
+#[tokio::test]
+async fn lists_in_memory_follow_a_sync_by_the_records_it_wrote() {
+    for place in places("noted").await {
+        let inv = inventory(&place, 700, Faults::default()).await;
+        let cached = inv.accounts.store.clone();
+        cached.cache_lists(1 << 26);
+        let plain = Store::open(&place.url).await.unwrap();
+        let acme = inv.add("acme").await;
+        assert_eq!(inv.sync(&acme).await.status, "succeeded");
+        settle(&cached).await;
+        assert_lists_agree(&plain, &cached, "synced").await;
+        let (full, updated) = cached.list_snapshot_reads().unwrap();
+
+        // Two device pages are stored with a renamed device each; the
+        // third page breaks the walk. The account is then shown as still
+        // syncing (its lease held elsewhere): no list is read in full.
+        let ids = inv.sim.device_ids();
+        for i in [5, 350] {
+            inv.sim
+                .update_device(&ids[i], |m| m.name = format!("Renamed {i}"));
+        }
+        inv.sim.control().set_faults(Faults {
+            malformed_page: Some(600),
+            ..Faults::default()
+        });
+        let err = inv.syncer().sync(&acme, "manual", None).await.unwrap_err();
+        assert!(matches!(err, SyncError::Walk { .. }), "{err}");
+        sqlx::query("UPDATE accounts SET lease_holder = 'elsewhere' WHERE id = $1")
+            .bind(&acme.id)
+            .execute(plain.pool())
+            .await
+            .unwrap();
+        assert_lists_agree(&plain, &cached, "mid-sync").await;
+        settle(&cached).await;
+        assert_lists_agree(&plain, &cached, "mid-sync, brought up to date").await;
+        let (full_now, updated_now) = cached.list_snapshot_reads().unwrap();
+        assert_eq!(full_now, full, "{}", place.url);
+        assert!(updated_now > updated, "{}", place.url);
+        let page = cached
+            .list_text(
+                Listing::Devices,
+                &Filter {
+                    limit: 1000,
+                    omit_remote_data: true,
+                    ..Filter::default()
+                },
+            )
+            .await
+            .unwrap();
+        let page = String::from_utf8(page.records).unwrap();
+        assert!(page.contains("Renamed 5") && page.contains("Renamed 350"));
+
+        // A write this store was not told of (another process's) makes
+        // the list be read from the database until the sync ends.
+        sqlx::query("UPDATE accounts SET list_generation = list_generation + 1 WHERE id = $1")
+            .bind(&acme.id)
+            .execute(plain.pool())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE device_data SET record = replace(record, 'Renamed 5', 'Elsewhere 5')")
+            .execute(plain.pool())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE devices SET content_hash = 'elsewhere' WHERE remote_id = $1")
+            .bind(&ids[5])
+            .execute(plain.pool())
+            .await
+            .unwrap();
+        assert_lists_agree(&plain, &cached, "written elsewhere").await;
+        assert_eq!(
+            cached.list_snapshot_reads().unwrap(),
+            (full_now, updated_now)
+        );
+    }
+}
+
 /// Waits until no account list is being read into memory and the
 /// devices, users and organizations of the account are held.
 async fn settle(cached: &Store) {
