@@ -139,6 +139,7 @@ async fn run(devices: usize, connections: usize, secs: Duration, sync_devices: u
     let options = ServeOptions {
         schedule: false,
         grace: Duration::from_secs(5),
+        list_cache_bytes: env_usize("MDMHUB_BENCH_LIST_CACHE_MIB", 256) as u64 * (1 << 20),
         ..ServeOptions::default()
     };
     let server = tokio::spawn(api::serve(listener, syncer.clone(), options, async {

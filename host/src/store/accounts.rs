@@ -100,6 +100,7 @@ impl Store {
         .bind(now())
         .execute(self.pool())
         .await?;
+        self.accounts_changed();
         Ok(())
     }
 
@@ -119,6 +120,7 @@ impl Store {
         .bind(now())
         .execute(self.pool())
         .await?;
+        self.accounts_changed();
         Ok(())
     }
 
@@ -231,6 +233,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.accounts_changed();
         Ok(devices)
     }
 

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
+use super::listed_accounts::ListedAccounts;
 use super::query::Listing;
 use super::render::Template;
 
@@ -42,6 +43,8 @@ pub(crate) struct ListCache {
     cache: Cache<Box<str>, Arc<Cached>, Bytes>,
     /// Whole account lists, within a budget of their own of the same size.
     pub(crate) snapshots: Snapshots,
+    /// The accounts each workspace lists, as read a moment ago.
+    pub(crate) accounts: ListedAccounts,
     /// The runtime that reads snapshots: the API's (the one that turned
     /// the cache on), whoever asks, so a sync's lower-priority runtime
     /// never opens the API's read connections.
@@ -59,6 +62,7 @@ impl ListCache {
         Self {
             cache: Cache::with_weighter(items, bytes, Bytes),
             snapshots: Snapshots::new(bytes),
+            accounts: ListedAccounts::default(),
             runtime: tokio::runtime::Handle::current(),
         }
     }

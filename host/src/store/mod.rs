@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod audit;
 pub mod keys;
 mod list_cache;
+pub mod listed_accounts;
 pub mod query;
 pub mod records;
 mod render;
@@ -210,6 +211,15 @@ impl Store {
             pool,
             ..self.clone()
         })
+    }
+
+    /// Tells the list cache that this process changed an account's
+    /// inventory, lease or settings (committed): lists read the accounts'
+    /// states again.
+    pub(crate) fn accounts_changed(&self) {
+        if let Some(cache) = self.list_cache.get() {
+            cache.accounts.changed();
+        }
     }
 
     /// Drops the lists of account `account` kept in memory (it is being removed).

@@ -8,6 +8,7 @@ use sqlx::any::AnyRow;
 use std::sync::Arc;
 
 use super::list_cache::{Cached, Claimed, ListCache, SnapRow, Snapshot, merged};
+use super::listed_accounts::{AccountState, Accounts};
 use super::render::{AccountNames, Template, fields, record_json, render};
 use super::{Store, StoreError};
 
@@ -259,10 +260,7 @@ impl Store {
 
     /// The accounts a list reads (the caller's workspace's, or the one
     /// named), by id.
-    async fn listed_accounts(
-        &self,
-        f: &Filter,
-    ) -> Result<(Vec<AccountNames>, Vec<AccountState>), StoreError> {
+    async fn listed_accounts(&self, f: &Filter) -> Result<Accounts, StoreError> {
         let workspace = f
             .workspace
             .as_deref()
@@ -546,24 +544,47 @@ impl Store {
     }
 
     /// The accounts of `workspace` (only the one named or with id
-    /// `account`, if given), by id.
+    /// `account`, if given), by id: as read within
+    /// [`FRESH_FOR`](super::listed_accounts::FRESH_FOR) if the list cache
+    /// is on.
     async fn accounts_of(
         &self,
         workspace: &str,
         account: Option<&str>,
-    ) -> Result<(Vec<AccountNames>, Vec<AccountState>), StoreError> {
-        let sql = if account.is_some() {
-            "SELECT id, name, connector, list_generation, lease_holder FROM accounts \
-             WHERE workspace_id = $1 AND (name = $2 OR id = $2) ORDER BY id"
-        } else {
-            "SELECT id, name, connector, list_generation, lease_holder FROM accounts \
-             WHERE workspace_id = $1 ORDER BY id"
+    ) -> Result<Accounts, StoreError> {
+        let listed = self.list_cache.get().map(|c| &c.accounts);
+        let all = match listed.and_then(|l| l.get(workspace)) {
+            Some(all) => all,
+            None => {
+                let epoch = listed.map(|l| l.epoch());
+                let all = Arc::new(self.read_accounts_of(workspace).await?);
+                if let (Some(l), Some(epoch)) = (listed, epoch) {
+                    l.put(workspace, epoch, all.clone());
+                }
+                all
+            }
         };
-        let mut q = sqlx::query(sql).bind(workspace);
-        if let Some(a) = account {
-            q = q.bind(a);
-        }
-        let rows = q.fetch_all(self.reads()).await?;
+        Ok(match account {
+            None => (*all).clone(),
+            Some(a) => all
+                .0
+                .iter()
+                .zip(&all.1)
+                .filter(|(n, _)| n.name == a || n.id == a)
+                .map(|(n, s)| (n.clone(), *s))
+                .unzip(),
+        })
+    }
+
+    /// The accounts of `workspace` as the database has them, by id.
+    async fn read_accounts_of(&self, workspace: &str) -> Result<Accounts, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, connector, list_generation, lease_holder FROM accounts \
+             WHERE workspace_id = $1 ORDER BY id",
+        )
+        .bind(workspace)
+        .fetch_all(self.reads())
+        .await?;
         let mut out = (
             Vec::with_capacity(rows.len()),
             Vec::with_capacity(rows.len()),
@@ -636,6 +657,7 @@ impl Store {
         table: super::records::Table,
         ids: impl IntoIterator<Item = Box<str>>,
     ) {
+        self.accounts_changed();
         if let Some(cache) = self.list_cache.get() {
             let ids = ids.into_iter().collect();
             cache
@@ -1169,15 +1191,6 @@ enum Body<'a> {
     Template(Arc<Cached>),
     /// Its stored text (not the text `serde_json` stores).
     Text(&'a str),
-}
-
-/// What the state of an account means to its lists.
-#[derive(Debug, Clone, Copy)]
-struct AccountState {
-    /// Its `list_generation`.
-    generation: i64,
-    /// Whether a sync holds its lease (its inventory is being written).
-    syncing: bool,
 }
 
 /// Whether a [`Snapshot`] answers `f`: no filter but status and cursor.

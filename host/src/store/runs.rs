@@ -145,6 +145,7 @@ impl Store {
         .await?
         .rows_affected();
         if taken == 1 {
+            self.accounts_changed();
             return Ok(Lease::Acquired);
         }
         let row = sqlx::query("SELECT lease_holder, lease_expires_at FROM accounts WHERE id = $1")
@@ -176,6 +177,7 @@ impl Store {
         .execute(self.pool())
         .await?
         .rows_affected();
+        self.accounts_changed();
         Ok(n == 1)
     }
 
@@ -207,6 +209,7 @@ impl Store {
         .bind(holder)
         .execute(self.pool())
         .await?;
+        self.accounts_changed();
         Ok(())
     }
 
@@ -402,6 +405,7 @@ impl Store {
         let events = announce(&run_from_row(&row)?);
         emit_in(&mut tx, workspace, &events).await?;
         tx.commit().await?;
+        self.accounts_changed();
         Ok(())
     }
 

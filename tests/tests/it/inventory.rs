@@ -16,6 +16,7 @@ use mdmhub::runtime::Registry;
 use mdmhub::secrets::MasterKey;
 use mdmhub::store::Store;
 use mdmhub::store::accounts::AccountRow;
+use mdmhub::store::listed_accounts::FRESH_FOR;
 use mdmhub::store::query::{Filter, Listing};
 use mdmhub::store::runs::RunRow;
 use mdmhub::sync::{SyncError, SyncOptions, Syncer, schedule};
@@ -239,6 +240,8 @@ async fn resync_is_unchanged_check_ins_skip_details_and_deletions_are_removed() 
         assert_eq!((renamed.counts.updated, renamed.counts.details), (1, 1));
         let shown = inv.accounts.store.device(&ids[1]).await.unwrap().unwrap();
         assert_eq!(shown["name"], "Renamed Mac");
+        // Written by another store: seen within `FRESH_FOR`.
+        tokio::time::sleep(FRESH_FOR).await;
         assert_lists_agree(&inv.accounts.store, &cached, "renamed").await;
         settle(&cached).await;
         assert_lists_agree(&inv.accounts.store, &cached, "renamed, snapshots").await;
@@ -261,6 +264,8 @@ async fn resync_is_unchanged_check_ins_skip_details_and_deletions_are_removed() 
             "a removed record keeps when it was last seen"
         );
         assert_eq!(kept_seen().await, after.started_at);
+        // Written by another store: seen within `FRESH_FOR`.
+        tokio::time::sleep(FRESH_FOR).await;
         assert_lists_agree(&inv.accounts.store, &cached, "removed").await;
         settle(&cached).await;
         assert_lists_agree(&inv.accounts.store, &cached, "removed, snapshots").await;
@@ -313,6 +318,7 @@ async fn resync_is_unchanged_check_ins_skip_details_and_deletions_are_removed() 
             .execute(inv.accounts.store.pool())
             .await
             .unwrap();
+        tokio::time::sleep(FRESH_FOR).await;
         settle(&cached).await;
         assert_lists_agree(&inv.accounts.store, &cached, "one account syncing").await;
         inv.accounts.store.remove_account(&beta.id).await.unwrap();
@@ -361,6 +367,8 @@ async fn lists_in_memory_follow_a_sync_by_the_records_it_wrote() {
             .execute(plain.pool())
             .await
             .unwrap();
+        // Another process's writes are seen within `FRESH_FOR`.
+        tokio::time::sleep(FRESH_FOR).await;
         assert_lists_agree(&plain, &cached, "mid-sync").await;
         settle(&cached).await;
         assert_lists_agree(&plain, &cached, "mid-sync, brought up to date").await;
@@ -397,6 +405,7 @@ async fn lists_in_memory_follow_a_sync_by_the_records_it_wrote() {
             .execute(plain.pool())
             .await
             .unwrap();
+        tokio::time::sleep(FRESH_FOR).await;
         assert_lists_agree(&plain, &cached, "written elsewhere").await;
         assert_eq!(
             cached.list_snapshot_reads().unwrap(),
