@@ -38,7 +38,8 @@
 //! (`MDMHUB_BENCH_DEVICES`, `MDMHUB_BENCH_CONNECTIONS` (default 16),
 //! `MDMHUB_BENCH_SECS` (default 10), `MDMHUB_BENCH_WARMUP` (seconds before
 //! the first measurement, default 1), `MDMHUB_BENCH_SYNC_DEVICES` (default
-//! 50,000: the fleet synced during the last measurement)).
+//! 50,000: the fleet synced during the last measurement),
+//! `MDMHUB_BENCH_LIST_CACHE_MIB` (default: `serve`'s)).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -139,7 +140,11 @@ async fn run(devices: usize, connections: usize, secs: Duration, sync_devices: u
     let options = ServeOptions {
         schedule: false,
         grace: Duration::from_secs(5),
-        list_cache_bytes: env_usize("MDMHUB_BENCH_LIST_CACHE_MIB", 256) as u64 * (1 << 20),
+        list_cache_bytes: env_usize(
+            "MDMHUB_BENCH_LIST_CACHE_MIB",
+            api::DEFAULT_LIST_CACHE_MIB as usize,
+        ) as u64
+            * (1 << 20),
         ..ServeOptions::default()
     };
     let server = tokio::spawn(api::serve(listener, syncer.clone(), options, async {
@@ -319,6 +324,11 @@ async fn run(devices: usize, connections: usize, secs: Duration, sync_devices: u
     println!(
         "  targets: >= 5000 req/s, p99 <= 20 ms; load = 1-min load average at the end (2 cores)"
     );
+    if let Some((full, updated)) = store.list_snapshot_reads() {
+        println!(
+            "  account lists read into memory: {full} in full, {updated} brought up to date by the records a sync wrote"
+        );
+    }
 
     let _ = stop.send(());
     let _ = server.await;

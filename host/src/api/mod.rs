@@ -215,6 +215,10 @@ pub struct ServeOptions {
     pub list_cache_bytes: u64,
 }
 
+/// MiB of records kept ready to list by default, and as much again of
+/// account lists: enough for about 150,000 devices with their users.
+pub const DEFAULT_LIST_CACHE_MIB: u64 = 512;
+
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
@@ -225,7 +229,7 @@ impl Default for ServeOptions {
             api_endpoints: false,
             deliver_webhooks: true,
             webhooks: DeliveryOptions::default(),
-            list_cache_bytes: 256 << 20,
+            list_cache_bytes: DEFAULT_LIST_CACHE_MIB << 20,
         }
     }
 }

@@ -45,7 +45,7 @@ pub struct ServeArgs {
     /// MiB of records kept ready to list in memory, checked against the
     /// database on every page, and as much again of account lists kept
     /// between syncs (0 turns both off).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = crate::api::DEFAULT_LIST_CACHE_MIB)]
     pub list_cache_mib: u64,
 }
 
