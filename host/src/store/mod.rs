@@ -76,6 +76,8 @@ pub struct Store {
     backend: Backend,
     /// Records ready to list, once [`Store::cache_lists`] turns it on.
     list_cache: Arc<OnceLock<list_cache::ListCache>>,
+    /// This store's turn to write (SQLite; see [`Store::write_tx`]).
+    write_turn: Arc<tokio::sync::Semaphore>,
     /// Where it was opened.
     url: ConnectUrl,
 }
@@ -133,6 +135,7 @@ impl Store {
             reads,
             backend,
             list_cache: Arc::default(),
+            write_turn: Arc::new(tokio::sync::Semaphore::new(1)),
             url: ConnectUrl(url.into()),
         })
     }
@@ -155,13 +158,29 @@ impl Store {
     /// Starts a transaction that writes. On SQLite it takes the write lock
     /// at once (`BEGIN IMMEDIATE`): a deferred one that reads first fails
     /// with "database is locked" at its first write when another writer
-    /// (a sync) committed in between, whatever the busy timeout.
-    pub(crate) async fn write_tx(
-        &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    /// (a sync) committed in between, whatever the busy timeout. And it
+    /// waits for its turn among this store's writers first (a fair queue
+    /// shared by its clones: the API's and every sync's): SQLite's busy
+    /// handler polls with growing sleeps, so a writer that arrives while
+    /// others write back to back could wait past the timeout and fail.
+    pub(crate) async fn write_tx(&self) -> Result<WriteTx, StoreError> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => {
+                let turn = self
+                    .write_turn
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the write turn is never closed");
+                WriteTx {
+                    tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                    _turn: Some(turn),
+                }
+            }
+            Backend::Postgres => WriteTx {
+                tx: self.pool.begin().await?,
+                _turn: None,
+            },
         })
     }
 
@@ -243,6 +262,34 @@ impl Store {
     /// Bytes and account lists held as snapshots, if the list cache is on.
     pub fn list_snapshot_usage(&self) -> Option<(u64, usize)> {
         self.list_cache.get().map(|c| c.snapshots.usage())
+    }
+}
+
+/// A transaction that writes (see [`Store::write_tx`]); rolled back if
+/// dropped uncommitted. It derefs to its connection.
+pub(crate) struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    /// On SQLite, the store's turn to write, given back when this ends.
+    _turn: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl WriteTx {
+    /// Commits; the turn to write passes on after.
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
     }
 }
 
@@ -450,5 +497,48 @@ mod tests {
         assert_eq!(rows_per_statement(20, 2), 500);
         assert_eq!(rows_per_statement(100, 2), 327);
         assert_eq!(redact("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+    }
+
+    /// Writers of one store wait for their turn without holding a
+    /// connection, and write in the order they came: SQLite's busy
+    /// handler alone would let them race for the lock.
+    #[tokio::test]
+    async fn writers_take_turns_in_order() {
+        let dir = std::env::temp_dir().join(format!("mdmhub-turns-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open_in(&dir).await.unwrap();
+        sqlx::query("CREATE TABLE turns (n INTEGER)")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let first = store.write_tx().await.unwrap();
+        let mut writers = Vec::new();
+        for n in 0..12i64 {
+            let store = store.clone();
+            writers.push(tokio::spawn(async move {
+                let mut tx = store.write_tx().await.unwrap();
+                sqlx::query("INSERT INTO turns (n) VALUES ($1)")
+                    .bind(n)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+            }));
+            // Each one queued before the next comes.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let pool = store.pool();
+        let in_use = pool.size() - pool.num_idle() as u32;
+        assert_eq!(in_use, 1, "only the writer holds a connection");
+        first.commit().await.unwrap();
+        for w in writers {
+            w.await.unwrap();
+        }
+        let order: Vec<i64> = sqlx::query_scalar("SELECT n FROM turns ORDER BY rowid")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(order, (0..12).collect::<Vec<_>>());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

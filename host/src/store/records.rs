@@ -800,7 +800,7 @@ pub fn removals_step(table: Table) -> String {
     format!("removals:{}", table.name())
 }
 
-type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
+type Tx = super::WriteTx;
 
 /// The columns of a page upsert into `table`, in bind order.
 fn upsert_columns(table: Table) -> Vec<(&'static str, Slot)> {
@@ -853,7 +853,7 @@ fn upsert_sql(backend: Backend, table: Table, rows: usize) -> String {
 
 /// Inserts or updates a page's new and changed records, many per statement.
 async fn upsert_rows(
-    tx: &mut Tx<'_>,
+    tx: &mut Tx,
     backend: Backend,
     page: &PageWrite<'_>,
     ids: &[String],
@@ -899,7 +899,7 @@ async fn upsert_rows(
 /// Called last in a transaction: its records locked before the account's
 /// row, the order removing an account takes too (PostgreSQL would
 /// otherwise deadlock).
-async fn bump_lists(tx: &mut Tx<'_>, account_id: &str, table: Table) -> Result<i64, StoreError> {
+async fn bump_lists(tx: &mut Tx, account_id: &str, table: Table) -> Result<i64, StoreError> {
     let users = match table {
         Table::Users => ", users_generation = users_generation + 1",
         _ => "",
@@ -915,7 +915,7 @@ async fn bump_lists(tx: &mut Tx<'_>, account_id: &str, table: Table) -> Result<i
 
 /// Stores the listed JSON of a page's new and changed devices.
 async fn upsert_device_data(
-    tx: &mut Tx<'_>,
+    tx: &mut Tx,
     backend: Backend,
     rows: &[RowWrite],
     ids: &[String],
@@ -943,7 +943,7 @@ async fn upsert_device_data(
 }
 
 /// Adds a page's unchanged records to the run's seen set.
-async fn add_to_seen(tx: &mut Tx<'_>, page: &PageWrite<'_>) -> Result<(), StoreError> {
+async fn add_to_seen(tx: &mut Tx, page: &PageWrite<'_>) -> Result<(), StoreError> {
     if page.unchanged.is_empty() {
         return Ok(());
     }
@@ -958,7 +958,7 @@ async fn add_to_seen(tx: &mut Tx<'_>, page: &PageWrite<'_>) -> Result<(), StoreE
 
 /// Marks a page's revived records seen by this run, many per statement.
 async fn mark_seen(
-    tx: &mut Tx<'_>,
+    tx: &mut Tx,
     backend: Backend,
     page: &PageWrite<'_>,
     at: &str,
@@ -989,7 +989,7 @@ async fn mark_seen(
 
 /// Writes the merged projections and hashes of detail reads.
 async fn update_detailed_devices(
-    tx: &mut Tx<'_>,
+    tx: &mut Tx,
     backend: Backend,
     run_id: &str,
     at: &str,
@@ -1044,7 +1044,7 @@ async fn update_detailed_devices(
 
 /// Writes the merged record and the detail JSON of detail reads.
 async fn update_detail_data(
-    tx: &mut Tx<'_>,
+    tx: &mut Tx,
     backend: Backend,
     writes: &[DetailWrite],
 ) -> Result<(), StoreError> {
@@ -1071,7 +1071,7 @@ async fn update_detail_data(
 
 /// Replaces the stored apps of the devices whose app list is written.
 async fn replace_apps(
-    tx: &mut Tx<'_>,
+    tx: &mut Tx,
     backend: Backend,
     account_id: &str,
     writes: &[DetailWrite],

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use serde::Serialize;
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
 
 use super::webhooks::{NewEvent, emit_in};
 use super::{Store, StoreError, new_id, now, stamp};
@@ -472,7 +472,7 @@ impl Store {
 /// it: every write of a run goes through here, so a process that lost its
 /// lease (and whose run another process adopted) has its writes rolled back.
 pub(crate) async fn add_counts(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut super::WriteTx,
     run: &RunRef<'_>,
     c: RunCounts,
 ) -> Result<(), StoreError> {
@@ -503,7 +503,7 @@ pub(crate) async fn add_counts(
 
 /// Moves a run's checkpoint for `kind` inside `tx`, with the page it follows.
 pub(crate) async fn set_checkpoint(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut super::WriteTx,
     run_id: &str,
     kind: &str,
     cursor: Option<&str>,
@@ -524,7 +524,7 @@ pub(crate) async fn set_checkpoint(
 
 /// Records per-record errors inside `tx`.
 pub(crate) async fn record_errors(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut super::WriteTx,
     run_id: &str,
     kind: &str,
     errors: &[(Option<String>, String)],
@@ -547,11 +547,7 @@ pub(crate) async fn record_errors(
 
 /// Deletes the seen sets of the runs `which` selects (by `$1` = `value`):
 /// only a running run reads its own.
-async fn forget_seen(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    which: &str,
-    value: &str,
-) -> Result<(), StoreError> {
+async fn forget_seen(tx: &mut super::WriteTx, which: &str, value: &str) -> Result<(), StoreError> {
     sqlx::query(&format!("DELETE FROM run_seen WHERE {which}"))
         .bind(value)
         .execute(&mut **tx)

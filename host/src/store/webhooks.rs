@@ -5,8 +5,8 @@
 //! once, with the same id, across restarts and replicas. The store never
 //! sends anything: `webhooks` does.
 
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
 
 use super::{Store, StoreError, now};
 
@@ -571,7 +571,7 @@ impl Store {
 /// `workspace` that takes its type, inside `tx`: the outbox half of a
 /// change. Events no subscription takes are not stored.
 pub(crate) async fn emit_in(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut super::WriteTx,
     workspace: &str,
     events: &[NewEvent],
 ) -> Result<(), StoreError> {
