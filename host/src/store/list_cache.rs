@@ -4,7 +4,8 @@
 //! the records themselves only for the ids not cached at that hash, so a
 //! record changed by a sync (in this process or another replica) is
 //! never served stale. Beside them, [`Snapshots`]: whole account lists
-//! kept at the account's `list_generation`.
+//! kept at the account's `list_generation` (as last read: another
+//! process's writes show within `listed_accounts::FRESH_FOR`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
