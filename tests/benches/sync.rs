@@ -7,8 +7,9 @@
 //! 2. a re-sync of the unchanged fleet vs fetching the pages alone.
 //!    Target: at most 1.5x;
 //! 3. the simulator enforcing a 20 requests/s budget and the account's rate
-//!    overridden to `20/s`: the request rate sustained (target: at least
-//!    90% of 20/s) and whether every device arrived.
+//!    overridden to `20/s`: the rate of requests the vendor answered
+//!    (429s not counted; target: at least 90% of 20/s) and whether every
+//!    device arrived.
 //!
 //! Run: `cargo bench -p mdmhub-tests --bench sync`
 //! (`MDMHUB_BENCH_DEVICES`, `MDMHUB_BENCH_LIMITED_DEVICES` change sizes).
@@ -136,10 +137,13 @@ async fn main() {
     let after = sim.control().stats();
     let requests = after.requests - before.requests;
     let throttled = after.throttled - before.throttled;
-    let rate = requests as f64 / took.as_secs_f64();
+    // Sustained: the requests the vendor answered (a 429 spends time, not
+    // budget).
+    let answered = requests - throttled;
+    let rate = answered as f64 / took.as_secs_f64();
     let stored = count_devices(&dir);
     println!(
-        "  rate-limited (vendor 20/s, account 20/s, {limited_devices} devices): {requests} requests in {:.1} s = {rate:.1}/s ({:.0}% of 20/s), {throttled} answered 429 and retried, {stored}/{limited_devices} devices stored (target >= 90%, none lost)",
+        "  rate-limited (vendor 20/s, account 20/s, {limited_devices} devices): {answered} requests answered in {:.1} s = {rate:.1}/s ({:.0}% of 20/s), and {throttled} answered 429 and retried; {stored}/{limited_devices} devices stored (target >= 90%, none lost)",
         took.as_secs_f64(),
         rate / 20.0 * 100.0
     );

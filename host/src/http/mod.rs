@@ -127,10 +127,17 @@ impl HttpClient {
                         session.limits.record_wait(wait);
                         crate::metrics::vendor_wait();
                         tracing::debug!(account = %session.id, status, wait_ms = wait.as_millis() as u64, "vendor asked to slow down");
-                        tokio::time::sleep(wait).await;
+                        if status == 429 {
+                            // The budget is the account's: its other
+                            // requests wait too (in `acquire`).
+                            session.limits.pause(wait);
+                        } else {
+                            tokio::time::sleep(wait).await;
+                        }
                         continue;
                     }
                     Some(wait) if status == 429 => {
+                        session.limits.pause(wait);
                         return Err(HttpError::RateLimited(wait.as_millis().max(1) as u64));
                     }
                     None if status == 429 => return Err(HttpError::RateLimited(60_000)),

@@ -1,9 +1,11 @@
 //! Per-account rate limits: the connector's token buckets (optionally per
-//! method) and a cap on requests in flight, or the operator's override.
+//! method) and a cap on requests in flight, or the operator's override;
+//! and the vendor's own word: a 429 pauses every request of the account
+//! until its `Retry-After`, not only the one that met it.
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
@@ -70,6 +72,9 @@ struct Bucket {
 pub struct RateLimits {
     buckets: Vec<Bucket>,
     in_flight: Arc<Semaphore>,
+    /// No request starts before this (the vendor answered 429): the other
+    /// requests in flight or queued would only spend 429s of their own.
+    paused_until: Mutex<Option<Instant>>,
     wait_count: AtomicU64,
     wait_ms: AtomicU64,
 }
@@ -111,6 +116,7 @@ impl RateLimits {
         Self {
             buckets,
             in_flight: Arc::new(Semaphore::new(concurrent as usize)),
+            paused_until: Mutex::new(None),
             wait_count: AtomicU64::new(0),
             wait_ms: AtomicU64::new(0),
         }
@@ -128,6 +134,13 @@ impl RateLimits {
             .await
             .map_err(|_| HttpError::RateLimited(1000))?
             .expect("the semaphore is never closed");
+        while let Some(until) = self.paused_until() {
+            if until > deadline {
+                let wait = until.saturating_duration_since(Instant::now());
+                return Err(HttpError::RateLimited(wait.as_millis().max(1) as u64));
+            }
+            tokio::time::sleep_until(until.into()).await;
+        }
         for bucket in self
             .buckets
             .iter()
@@ -143,6 +156,22 @@ impl RateLimits {
             }
         }
         Ok(permit)
+    }
+
+    /// Holds every request of the account back for `wait` from now (the
+    /// vendor answered 429), or longer if already paused longer.
+    pub fn pause(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        if paused.is_none_or(|p| p < until) {
+            *paused = Some(until);
+        }
+    }
+
+    /// When a pause in effect ends.
+    fn paused_until(&self) -> Option<Instant> {
+        let paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        paused.filter(|until| *until > Instant::now())
     }
 
     /// Counts a wait (limiter or vendor 429) for progress reports.
@@ -238,5 +267,36 @@ mod tests {
             start.elapsed()
         );
         assert!(limits.waits().0 >= 4);
+    }
+
+    #[tokio::test]
+    async fn a_vendor_pause_holds_every_request_back() {
+        let limits = RateLimits::new(&policy(vec![], 4), None);
+        limits.pause(Duration::from_millis(300));
+        // A shorter pause never shortens the one in effect.
+        limits.pause(Duration::from_millis(10));
+        let start = Instant::now();
+        match limits
+            .acquire(Method::Get, start + Duration::from_millis(100))
+            .await
+        {
+            Err(HttpError::RateLimited(ms)) => assert!((150..=300).contains(&ms), "wait {ms} ms"),
+            other => panic!("expected rate-limited, got {other:?}"),
+        }
+        let deadline = start + Duration::from_secs(5);
+        let (a, b) = tokio::join!(
+            limits.acquire(Method::Get, deadline),
+            limits.acquire(Method::Post, deadline)
+        );
+        drop((a.unwrap(), b.unwrap()));
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_millis(290) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+        // Over: no wait now.
+        let again = Instant::now();
+        drop(limits.acquire(Method::Get, deadline).await.unwrap());
+        assert!(again.elapsed() < Duration::from_millis(50));
     }
 }
