@@ -1,7 +1,8 @@
 //! Per-account rate limits: the connector's token buckets (optionally per
 //! method) and a cap on requests in flight, or the operator's override;
 //! and the vendor's own word: a 429 pauses every request of the account
-//! until its `Retry-After`, not only the one that met it.
+//! until its `Retry-After`, not only the one that met it, and the
+//! account's buckets then pace evenly, a little below their allowance.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,7 +66,53 @@ impl std::str::FromStr for RateOverride {
 
 struct Bucket {
     methods: Vec<Method>,
-    limiter: DefaultDirectRateLimiter,
+    /// The allowance: `requests` per `window`.
+    requests: u32,
+    window: Duration,
+    /// The limiter in use: the allowance with its whole burst, until the
+    /// vendor answers 429 (see [`RateLimits::pause`]).
+    limiter: Mutex<Arc<DefaultDirectRateLimiter>>,
+    /// How far below the allowance the bucket paces once slowed, in
+    /// twentieths (20 = not slowed).
+    pace: std::sync::atomic::AtomicU32,
+    /// When a request last waited for this bucket: a 429 while it was
+    /// spent says the vendor counts differently; one while it had room
+    /// left comes from a limit it does not describe.
+    waited_at: Mutex<Option<Instant>>,
+}
+
+impl Bucket {
+    fn limiter(&self) -> Arc<DefaultDirectRateLimiter> {
+        self.limiter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// After a 429 met while this bucket was spent (a request waited for it
+    /// within its window): pace evenly (no burst) and a twentieth slower
+    /// than before, down to half the allowance, for the rest of the
+    /// session (a sync run, a live read). A burst of the whole allowance
+    /// followed by its refill puts up to twice the allowance in one of
+    /// the vendor's windows; even pacing right at the allowance still
+    /// spills into the next window now and then.
+    fn slow_down(&self) {
+        let waited = *self.waited_at.lock().unwrap_or_else(|e| e.into_inner());
+        if !waited.is_some_and(|t| t.elapsed() <= self.window) {
+            return;
+        }
+        let pace = self
+            .pace
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
+                Some(p.saturating_sub(1).max(10))
+            })
+            .map_or(10, |p| p.saturating_sub(1).max(10));
+        let period = self.window * 20 / (self.requests * pace);
+        if let Some(quota) = Quota::with_period(period) {
+            *self.limiter.lock().unwrap_or_else(|e| e.into_inner()) =
+                Arc::new(DefaultDirectRateLimiter::direct(quota));
+        }
+    }
 }
 
 /// The limits one account's requests share.
@@ -105,7 +152,11 @@ impl RateLimits {
                 let quota = Quota::with_period(window / requests)?.allow_burst(burst);
                 Some(Bucket {
                     methods,
-                    limiter: DefaultDirectRateLimiter::direct(quota),
+                    requests,
+                    window,
+                    limiter: Mutex::new(Arc::new(DefaultDirectRateLimiter::direct(quota))),
+                    pace: std::sync::atomic::AtomicU32::new(20),
+                    waited_at: Mutex::new(None),
                 })
             })
             .collect();
@@ -146,7 +197,8 @@ impl RateLimits {
             .iter()
             .filter(|b| b.methods.is_empty() || b.methods.contains(&method))
         {
-            while let Err(not_until) = bucket.limiter.check() {
+            while let Err(not_until) = bucket.limiter().check() {
+                *bucket.waited_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
                 if Instant::now() + wait > deadline {
                     return Err(HttpError::RateLimited(wait.as_millis().max(1) as u64));
@@ -161,10 +213,20 @@ impl RateLimits {
     /// Holds every request of the account back for `wait` from now (the
     /// vendor answered 429), or longer if already paused longer.
     pub fn pause(&self, wait: Duration) {
-        let until = Instant::now() + wait;
+        let now = Instant::now();
+        let until = now + wait;
         let mut paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        // The requests in flight when the budget ran out meet 429s too:
+        // one episode slows the buckets once.
+        let new_episode = paused.is_none_or(|p| p <= now);
         if paused.is_none_or(|p| p < until) {
             *paused = Some(until);
+        }
+        drop(paused);
+        if new_episode {
+            for bucket in &self.buckets {
+                bucket.slow_down();
+            }
         }
     }
 
@@ -298,5 +360,45 @@ mod tests {
         let again = Instant::now();
         drop(limits.acquire(Method::Get, deadline).await.unwrap());
         assert!(again.elapsed() < Duration::from_millis(50));
+    }
+
+    #[tokio::test]
+    async fn after_a_429_the_buckets_pace_evenly_and_a_little_slower() {
+        let limits = RateLimits::new(&policy(vec![], 4), Some(&"20/s".parse().unwrap()));
+        let pace = |l: &RateLimits| l.buckets[0].pace.load(Ordering::Acquire);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // A 429 while the bucket has room: a limit it does not describe,
+        // waited out without slowing.
+        limits.pause(Duration::from_millis(20));
+        assert_eq!(pace(&limits), 20);
+        // Spent: the 21st request waits.
+        for _ in 0..21 {
+            drop(limits.acquire(Method::Get, deadline).await.unwrap());
+        }
+        // The four requests in flight all meet the 429: one slow-down.
+        for _ in 0..4 {
+            limits.pause(Duration::from_millis(20));
+        }
+        assert_eq!(pace(&limits), 19);
+        drop(limits.acquire(Method::Get, deadline).await.unwrap());
+        // No burst left: 5 more take 5 periods of 1/19 s.
+        let start = Instant::now();
+        for _ in 0..5 {
+            drop(limits.acquire(Method::Get, deadline).await.unwrap());
+        }
+        assert!(
+            start.elapsed() >= Duration::from_millis(240),
+            "{:?}",
+            start.elapsed()
+        );
+        // A later 429 (a new episode) slows once more, down to half at most.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        limits.pause(Duration::from_millis(1));
+        assert_eq!(pace(&limits), 18);
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            limits.pause(Duration::from_millis(1));
+        }
+        assert_eq!(pace(&limits), 10);
     }
 }
