@@ -98,7 +98,7 @@ impl Bucket {
     /// spills into the next window now and then.
     fn slow_down(&self) {
         let waited = *self.waited_at.lock().unwrap_or_else(|e| e.into_inner());
-        if !waited.is_some_and(|t| t.elapsed() <= self.window) {
+        if waited.is_none_or(|t| t.elapsed() > self.window) {
             return;
         }
         let pace = self
