@@ -264,6 +264,20 @@ mod tests {
         }
     }
 
+    /// `n` acquisitions (before `deadline`) take at least `least`.
+    async fn assert_takes_at_least(
+        limits: &RateLimits,
+        n: usize,
+        deadline: Instant,
+        least: Duration,
+    ) {
+        let start = Instant::now();
+        for _ in 0..n {
+            drop(limits.acquire(Method::Get, deadline).await.unwrap());
+        }
+        assert!(start.elapsed() >= least, "{:?}", start.elapsed());
+    }
+
     #[test]
     fn parses_overrides() {
         let o: RateOverride = "20/s".parse().unwrap();
@@ -318,16 +332,8 @@ mod tests {
     async fn buckets_pace_requests_and_count_waits() {
         // 10/s with a burst of 10: the next 5 wait about 100 ms each.
         let limits = RateLimits::new(&policy(vec![], 4), Some(&"10/s".parse().unwrap()));
-        let start = Instant::now();
-        let deadline = start + Duration::from_secs(5);
-        for _ in 0..15 {
-            drop(limits.acquire(Method::Get, deadline).await.unwrap());
-        }
-        assert!(
-            start.elapsed() >= Duration::from_millis(400),
-            "{:?}",
-            start.elapsed()
-        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        assert_takes_at_least(&limits, 15, deadline, Duration::from_millis(400)).await;
         assert!(limits.waits().0 >= 4);
     }
 
@@ -382,15 +388,7 @@ mod tests {
         assert_eq!(pace(&limits), 19);
         drop(limits.acquire(Method::Get, deadline).await.unwrap());
         // No burst left: 5 more take 5 periods of 1/19 s.
-        let start = Instant::now();
-        for _ in 0..5 {
-            drop(limits.acquire(Method::Get, deadline).await.unwrap());
-        }
-        assert!(
-            start.elapsed() >= Duration::from_millis(240),
-            "{:?}",
-            start.elapsed()
-        );
+        assert_takes_at_least(&limits, 5, deadline, Duration::from_millis(240)).await;
         // A later 429 (a new episode) slows once more, down to half at most.
         tokio::time::sleep(Duration::from_millis(30)).await;
         limits.pause(Duration::from_millis(1));
