@@ -71,22 +71,27 @@ struct Bucket {
     window: Duration,
     /// The limiter in use: the allowance with its whole burst, until the
     /// vendor answers 429 (see [`RateLimits::pause`]).
-    limiter: Mutex<Arc<DefaultDirectRateLimiter>>,
-    /// How far below the allowance the bucket paces once slowed, in
-    /// twentieths (20 = not slowed).
-    pace: std::sync::atomic::AtomicU32,
+    pacing: Mutex<Pacing>,
     /// When a request last waited for this bucket: a 429 while it was
     /// spent says the vendor counts differently; one while it had room
     /// left comes from a limit it does not describe.
     waited_at: Mutex<Option<Instant>>,
 }
 
+/// A bucket's limiter and how far below the allowance it paces.
+struct Pacing {
+    limiter: Arc<DefaultDirectRateLimiter>,
+    /// In twentieths of the allowance (20 = not slowed).
+    twentieths: u32,
+}
+
 impl Bucket {
+    fn pacing(&self) -> std::sync::MutexGuard<'_, Pacing> {
+        self.pacing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn limiter(&self) -> Arc<DefaultDirectRateLimiter> {
-        self.limiter
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.pacing().limiter.clone()
     }
 
     /// After a 429 met while this bucket was spent (a request waited for it
@@ -101,16 +106,11 @@ impl Bucket {
         if waited.is_none_or(|t| t.elapsed() > self.window) {
             return;
         }
-        let pace = self
-            .pace
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
-                Some(p.saturating_sub(1).max(10))
-            })
-            .map_or(10, |p| p.saturating_sub(1).max(10));
-        let period = self.window * 20 / (self.requests * pace);
+        let mut pacing = self.pacing();
+        pacing.twentieths = pacing.twentieths.saturating_sub(1).max(10);
+        let period = self.window * 20 / (self.requests * pacing.twentieths);
         if let Some(quota) = Quota::with_period(period) {
-            *self.limiter.lock().unwrap_or_else(|e| e.into_inner()) =
-                Arc::new(DefaultDirectRateLimiter::direct(quota));
+            pacing.limiter = Arc::new(DefaultDirectRateLimiter::direct(quota));
         }
     }
 }
@@ -154,8 +154,10 @@ impl RateLimits {
                     methods,
                     requests,
                     window,
-                    limiter: Mutex::new(Arc::new(DefaultDirectRateLimiter::direct(quota))),
-                    pace: std::sync::atomic::AtomicU32::new(20),
+                    pacing: Mutex::new(Pacing {
+                        limiter: Arc::new(DefaultDirectRateLimiter::direct(quota)),
+                        twentieths: 20,
+                    }),
                     waited_at: Mutex::new(None),
                 })
             })
@@ -371,7 +373,7 @@ mod tests {
     #[tokio::test]
     async fn after_a_429_the_buckets_pace_evenly_and_a_little_slower() {
         let limits = RateLimits::new(&policy(vec![], 4), Some(&"20/s".parse().unwrap()));
-        let pace = |l: &RateLimits| l.buckets[0].pace.load(Ordering::Acquire);
+        let pace = |l: &RateLimits| l.buckets[0].pacing().twentieths;
         let deadline = Instant::now() + Duration::from_secs(5);
         // A 429 while the bucket has room: a limit it does not describe,
         // waited out without slowing.
