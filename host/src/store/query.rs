@@ -717,7 +717,7 @@ impl Store {
             let read = match claimed {
                 Claimed::Changes { base, ids, to } => {
                     store
-                        .update_snapshot(listing, &claim.account, version, &base, &ids, to)
+                        .update_snapshot(listing, version, &base, &ids, to)
                         .await
                 }
                 Claimed::Full => {
@@ -830,7 +830,7 @@ impl Store {
         // write since `generation` wrote makes the list right at `now`.
         match cache.snapshots.changes(listing, account, generation, now) {
             Some(ids) => {
-                self.update_snapshot(listing, account, version, &base, &ids, now)
+                self.update_snapshot(listing, version, &base, &ids, now)
                     .await
             }
             None => Ok(Read::Skipped(now)),
@@ -839,12 +839,10 @@ impl Store {
 
     /// Snapshot `base` brought to generation `to` by reading again the
     /// records `ids` (every record written since `base` was read, sorted);
-    /// nothing if one is not the text `serde_json` stores, and no more
-    /// than the budget's room.
+    /// nothing if one is not the text `serde_json` stores.
     async fn update_snapshot(
         &self,
         listing: Listing,
-        account: &str,
         version: &str,
         base: &Snapshot,
         ids: &[Box<str>],
@@ -883,14 +881,10 @@ impl Store {
             }
         }
         fresh.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-        let rows = merged(&base.rows, ids, fresh);
-        let bytes: u64 = rows.iter().map(|r| r.size()).sum();
-        if bytes > cache.snapshots.room(listing, account) {
-            return Ok(Read::Skipped(to));
-        }
+        // Weighed against the budget once, when it is kept (`finish`).
         Ok(Read::Built(Snapshot {
             generation: to,
-            rows: rows.into(),
+            rows: merged(&base.rows, ids, fresh).into(),
         }))
     }
 
