@@ -73,6 +73,11 @@ pub struct Store {
     /// connections, so callers never queue behind a sync's writes, with the
     /// file memory-mapped (no copy of each page read); the pool otherwise.
     reads: AnyPool,
+    /// Writing transactions ([`Store::write_tx`]): on SQLite one connection
+    /// of their own, whose page cache stays valid from one transaction to
+    /// the next (SQLite drops a connection's whole cache when another
+    /// connection wrote since its last transaction); the pool otherwise.
+    writer: AnyPool,
     backend: Backend,
     /// Records ready to list, once [`Store::cache_lists`] turns it on.
     list_cache: Arc<OnceLock<list_cache::ListCache>>,
@@ -104,8 +109,11 @@ impl Store {
             return Err(StoreError::UnsupportedUrl(redact(url)));
         };
         let options: AnyConnectOptions = url.parse()?;
-        let pool = write_pool(backend).connect_with(options).await?;
+        let pool = write_pool(backend, POOL_CACHE_KIB)
+            .connect_with(options)
+            .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
+        let writer = writer_pool(backend, &pool, url)?;
         let reads = match backend {
             Backend::Postgres => pool.clone(),
             Backend::Sqlite => {
@@ -133,6 +141,7 @@ impl Store {
         Ok(Self {
             pool,
             reads,
+            writer,
             backend,
             list_cache: Arc::default(),
             write_turn: Arc::new(tokio::sync::Semaphore::new(1)),
@@ -173,7 +182,7 @@ impl Store {
                     .await
                     .expect("the write turn is never closed");
                 WriteTx {
-                    tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                    tx: self.writer.begin_with("BEGIN IMMEDIATE").await?,
                     _turn: Some(turn),
                 }
             }
@@ -218,7 +227,7 @@ impl Store {
     /// PostgreSQL, the I/O of their sockets) run at its priority, and the
     /// API's connections are never opened or driven by it.
     pub fn with_own_pool(&self) -> Result<Self, StoreError> {
-        let pool = write_pool(self.backend)
+        let pool = write_pool(self.backend, POOL_CACHE_KIB)
             .max_connections(match self.backend {
                 Backend::Sqlite => 2,
                 Backend::Postgres => 4,
@@ -227,6 +236,7 @@ impl Store {
             .connect_lazy_with(self.url.0.parse()?);
         Ok(Self {
             reads: pool.clone(),
+            writer: writer_pool(self.backend, &pool, &self.url.0)?,
             pool,
             ..self.clone()
         })
@@ -293,8 +303,28 @@ impl std::ops::DerefMut for WriteTx {
     }
 }
 
-/// The options of a store's pool of writing connections.
-fn write_pool(backend: Backend) -> AnyPoolOptions {
+/// Page cache of each pooled connection, in KiB.
+const POOL_CACHE_KIB: i64 = 16 << 10;
+/// Page cache of the one SQLite connection that runs writing transactions,
+/// in KiB: it holds the random-key indexes a sync inserts into (ids are
+/// hashes), so a transaction finds the pages it dirties in memory.
+const WRITER_CACHE_KIB: i64 = 64 << 10;
+
+/// The pool that runs writing transactions: on SQLite a lazy one of a
+/// single connection (writers take turns anyway); `pool` itself otherwise.
+fn writer_pool(backend: Backend, pool: &AnyPool, url: &str) -> Result<AnyPool, StoreError> {
+    Ok(match backend {
+        Backend::Postgres => pool.clone(),
+        Backend::Sqlite => write_pool(backend, WRITER_CACHE_KIB)
+            .max_connections(1)
+            .min_connections(0)
+            .connect_lazy_with(url.parse()?),
+    })
+}
+
+/// The options of a store's pool of writing connections, each with
+/// `cache_kib` of page cache on SQLite.
+fn write_pool(backend: Backend, cache_kib: i64) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
         .acquire_timeout(Duration::from_secs(30))
@@ -303,15 +333,16 @@ fn write_pool(backend: Backend) -> AnyPoolOptions {
                 if backend == Backend::Sqlite {
                     // WAL: readers never block the one writer; NORMAL
                     // sync is durable across a process kill.
+                    let cache = format!("PRAGMA cache_size = -{cache_kib}");
                     for pragma in [
                         "PRAGMA journal_mode = WAL",
                         "PRAGMA synchronous = NORMAL",
                         "PRAGMA foreign_keys = ON",
                         "PRAGMA busy_timeout = 30000",
-                        // 16 MiB of page cache per connection (default 2):
-                        // inserts into large random-key indexes (apps,
-                        // devices) otherwise reread pages from the OS.
-                        "PRAGMA cache_size = -16384",
+                        // More page cache than the default 2 MiB: inserts
+                        // into large random-key indexes (apps, devices)
+                        // otherwise reread pages from the OS.
+                        &cache,
                         // Statement journals of multi-row writes stay
                         // in memory instead of a temporary file.
                         "PRAGMA temp_store = MEMORY",
