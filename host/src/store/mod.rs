@@ -346,11 +346,15 @@ fn write_pool(backend: Backend, cache_kib: i64) -> AnyPoolOptions {
                         // Statement journals of multi-row writes stay
                         // in memory instead of a temporary file.
                         "PRAGMA temp_store = MEMORY",
-                        // Checkpoint every 16 MiB of WAL (default 4):
+                        // Checkpoint every 256 MiB of WAL (default 4):
                         // pages written again in between (indexes, the
                         // rows a page and its details both write) are
-                        // copied to the database once, with fewer fsyncs.
-                        "PRAGMA wal_autocheckpoint = 4096",
+                        // copied to the database once, with fewer fsyncs
+                        // (a 100k-device first sync: 71 s -> 66 s).
+                        "PRAGMA wal_autocheckpoint = 65536",
+                        // ...and the file shrinks back to 64 MiB after a
+                        // checkpoint, so a quiet store keeps no large WAL.
+                        "PRAGMA journal_size_limit = 67108864",
                     ] {
                         conn.execute(pragma).await?;
                     }
@@ -558,9 +562,13 @@ mod tests {
             // Each one queued before the next comes.
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let pool = store.pool();
-        let in_use = pool.size() - pool.num_idle() as u32;
-        assert_eq!(in_use, 1, "only the writer holds a connection");
+        let in_use = |pool: &AnyPool| pool.size() - pool.num_idle() as u32;
+        assert_eq!(
+            in_use(&store.writer),
+            1,
+            "only the writer holds a connection"
+        );
+        assert_eq!(in_use(store.pool()), 0, "queued writers hold none");
         first.commit().await.unwrap();
         for w in writers {
             w.await.unwrap();
