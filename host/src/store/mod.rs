@@ -350,7 +350,8 @@ fn write_pool(backend: Backend, cache_kib: i64) -> AnyPoolOptions {
                         // pages written again in between (indexes, the
                         // rows a page and its details both write) are
                         // copied to the database once, with fewer fsyncs
-                        // (a 100k-device first sync: 71 s -> 66 s).
+                        // (100k devices' first walks: users 5.9 -> 4.2 s,
+                        // devices 15.6 -> 10.6 s).
                         "PRAGMA wal_autocheckpoint = 65536",
                         // ...and the file shrinks back to 64 MiB after a
                         // checkpoint, so a quiet store keeps no large WAL.
