@@ -61,7 +61,7 @@ async fn main() {
     let raw = Raw::new(&srv.base_url).await;
     let requests = || sim.control().stats().requests;
     let at_start = requests();
-    let t = Instant::now();
+    let (t, cpu_at_start) = (Instant::now(), own_cpu());
     let ids = raw.pages().await;
     let raw_pages = t.elapsed();
     let raw_page_requests = requests() - at_start;
@@ -73,6 +73,7 @@ async fn main() {
         })
         .await;
     let raw_full = t.elapsed();
+    let raw_cpu = own_cpu() - cpu_at_start;
     let raw_requests = requests() - at_start;
 
     // mdmhub in its own process.
@@ -84,30 +85,37 @@ async fn main() {
         Some("1000000/s"),
     );
     let before_first = requests();
-    let (first, first_rss) = run(&dir, &["sync", "acme"], None, None);
+    let first = run(&dir, &["sync", "acme"], None, None);
     let before_again = requests();
-    let (again, again_rss) = run(&dir, &["sync", "acme"], None, None);
+    let again = run(&dir, &["sync", "acme"], None, None);
     let again_requests = requests() - before_again;
     let first_requests = before_again - before_first;
 
     println!("sync, {devices} devices (SQLite, one process, no rate limit):");
     println!(
         "  first sync {:.1} s ({:.0} devices/s, peak RSS {} MB) vs raw pages+details+apps {:.1} s: {:.2}x (target <= 2x, <= 200 MB)",
-        first.as_secs_f64(),
-        devices as f64 / first.as_secs_f64(),
-        first_rss / 1024,
+        first.wall.as_secs_f64(),
+        devices as f64 / first.wall.as_secs_f64(),
+        first.peak_kib / 1024,
         raw_full.as_secs_f64(),
-        first.as_secs_f64() / raw_full.as_secs_f64()
+        first.wall.as_secs_f64() / raw_full.as_secs_f64()
+    );
+    // CPU seconds vary less than wall time between runs on a shared machine.
+    println!(
+        "  CPU: first sync {:.1} s (+ simulator {:.1} s) vs raw client and simulator {:.1} s",
+        first.cpu.as_secs_f64(),
+        first.sim_cpu.as_secs_f64(),
+        raw_cpu.as_secs_f64()
     );
     println!(
         "  requests: first sync {first_requests} vs raw {raw_requests}; re-sync {again_requests} vs raw pages {raw_page_requests}"
     );
     println!(
         "  re-sync (unchanged) {:.2} s (peak RSS {} MB) vs raw pages {:.2} s: {:.2}x (target <= 1.5x)",
-        again.as_secs_f64(),
-        again_rss / 1024,
+        again.wall.as_secs_f64(),
+        again.peak_kib / 1024,
         raw_pages.as_secs_f64(),
-        again.as_secs_f64() / raw_pages.as_secs_f64()
+        again.wall.as_secs_f64() / raw_pages.as_secs_f64()
     );
 
     // Rate-limited: 20 requests/s at the vendor, 20/s for the account.
@@ -133,7 +141,7 @@ async fn main() {
         Some("20/s"),
     );
     let before = sim.control().stats();
-    let (took, _) = run(&dir, &["sync", "acme"], None, None);
+    let took = run(&dir, &["sync", "acme"], None, None).wall;
     let after = sim.control().stats();
     let requests = after.requests - before.requests;
     let throttled = after.throttled - before.throttled;
@@ -150,8 +158,34 @@ async fn main() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
-/// Runs `mdmhub-it` over `dir`; returns its wall time and peak RSS (KiB).
-fn run(dir: &Path, args: &[&str], endpoint: Option<&str>, rate: Option<&str>) -> (Duration, u64) {
+/// What one `mdmhub-it` process took.
+struct Ran {
+    wall: Duration,
+    /// Peak RSS, KiB.
+    peak_kib: u64,
+    /// The process's CPU time, user + system.
+    cpu: Duration,
+    /// This process's CPU time meanwhile: the simulator serving it.
+    sim_cpu: Duration,
+}
+
+/// CPU time (user + system) of a process from its `/proc/.../stat`.
+fn cpu_time(stat: &Path) -> Option<Duration> {
+    let text = std::fs::read_to_string(stat).ok()?;
+    // Fields after the command name (which may hold spaces): utime and
+    // stime are the 12th and 13th, in USER_HZ (100 on Linux).
+    let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// CPU time of this process so far.
+fn own_cpu() -> Duration {
+    cpu_time(Path::new("/proc/self/stat")).unwrap_or_default()
+}
+
+/// Runs `mdmhub-it` over `dir`, measuring it.
+fn run(dir: &Path, args: &[&str], endpoint: Option<&str>, rate: Option<&str>) -> Ran {
     let mut cmd = std::process::Command::new(BIN);
     cmd.arg("--data-dir").arg(dir).args(args);
     if let Some(e) = endpoint {
@@ -164,10 +198,11 @@ fn run(dir: &Path, args: &[&str], endpoint: Option<&str>, rate: Option<&str>) ->
     cmd.env("MDMHUB_MASTER_KEY", KEY)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit());
-    let t = Instant::now();
+    let (t, own_before) = (Instant::now(), own_cpu());
     let mut child = cmd.spawn().unwrap();
     let status = PathBuf::from(format!("/proc/{}/status", child.id()));
-    let mut peak = 0;
+    let stat = PathBuf::from(format!("/proc/{}/stat", child.id()));
+    let (mut peak, mut cpu) = (0, Duration::ZERO);
     loop {
         // VmHWM is the kernel's high-water mark: the last read before exit
         // misses at most the final few milliseconds.
@@ -177,13 +212,20 @@ fn run(dir: &Path, args: &[&str], endpoint: Option<&str>, rate: Option<&str>) ->
         {
             peak = peak.max(hwm);
         }
+        // Like VmHWM, read while the process lives (a reaped one is gone).
+        cpu = cpu_time(&stat).unwrap_or(cpu);
         if let Some(code) = child.try_wait().unwrap() {
             assert!(code.success(), "mdmhub {args:?} failed");
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    (t.elapsed(), peak)
+    Ran {
+        wall: t.elapsed(),
+        peak_kib: peak,
+        cpu,
+        sim_cpu: own_cpu() - own_before,
+    }
 }
 
 fn vm_hwm(status: &str) -> Option<u64> {
