@@ -36,7 +36,8 @@ pub fn record_parts(e: &Entity) -> (&'static str, Map<String, Value>, String) {
         Some(Value::String(s)) => s,
         _ => String::new(),
     };
-    (kind, normalize(fields), remote_data)
+    normalize(&mut fields);
+    (kind, fields, remote_data)
 }
 
 /// An action outcome; sensitive values are included only if `reveal`.
@@ -61,28 +62,29 @@ pub fn outcome_json(o: &ActionOutcome, reveal: bool) -> Value {
     })
 }
 
-fn normalize(fields: Map<String, Value>) -> Map<String, Value> {
-    fields
-        .into_iter()
-        .map(|(k, v)| {
-            let v = match (k.as_str(), v) {
-                ("extra", Value::Array(items)) => Value::Object(
-                    items
-                        .into_iter()
-                        .filter_map(|i| {
-                            Some((i.get("key")?.as_str()?.to_owned(), i.get("value")?.clone()))
-                        })
-                        .collect(),
-                ),
-                (key, Value::String(s)) if ENUM_FIELDS.contains(&key) => {
-                    Value::String(s.to_lowercase())
-                }
-                (_, Value::Object(inner)) => Value::Object(normalize(inner)),
-                (_, other) => other,
-            };
-            (k, v)
-        })
-        .collect()
+/// Lower-cases enum values and turns `extra` lists into objects, in place
+/// (records are normalized by the hundred thousand in a sync).
+fn normalize(fields: &mut Map<String, Value>) {
+    for (k, v) in fields.iter_mut() {
+        match v {
+            Value::Array(items) if k == "extra" => {
+                let extra = std::mem::take(items)
+                    .into_iter()
+                    .filter_map(|mut i| {
+                        let value = i.get_mut("value").map(Value::take)?;
+                        match i.get_mut("key").map(Value::take)? {
+                            Value::String(key) => Some((key, value)),
+                            _ => None,
+                        }
+                    })
+                    .collect();
+                *v = Value::Object(extra);
+            }
+            Value::String(s) if ENUM_FIELDS.contains(&k.as_str()) => s.make_ascii_lowercase(),
+            Value::Object(inner) => normalize(inner),
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]

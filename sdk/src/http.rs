@@ -120,6 +120,22 @@ pub struct Item<'a, T = serde_json::Value> {
     pub value: T,
 }
 
+impl<T> Item<'_, T> {
+    /// The object's text with `"key": member` added last (`member`: JSON
+    /// text), for a `remote-data` that joins two reads without parsing and
+    /// re-serializing them. `None` if the item is not an object. Parsers
+    /// keep the last of repeated keys, so an existing `key` is overridden.
+    pub fn with_member(&self, key: &str, member: &str) -> Option<String> {
+        let inner = self.raw.trim().strip_prefix('{')?.strip_suffix('}')?;
+        let key = serde_json::to_string(key).expect("strings serialize");
+        let (inner, comma) = match inner.trim().is_empty() {
+            true => ("", ""),
+            false => (inner, ","),
+        };
+        Some(format!("{{{inner}{comma}{key}:{}}}", member.trim()))
+    }
+}
+
 /// A response from the host.
 #[derive(Debug)]
 pub struct Response(pub wit::Response);
@@ -386,6 +402,23 @@ fn encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_member_is_added_to_the_exact_text() {
+        let item = |raw| Item { raw, value: () };
+        let joined = item(r#" {"a": 1,  "b":[2]} "#).with_member("details", r#" {"c":null} "#);
+        assert_eq!(
+            joined.as_deref(),
+            Some(r#"{"a": 1,  "b":[2],"details":{"c":null}}"#)
+        );
+        let v: serde_json::Value = serde_json::from_str(&joined.unwrap()).unwrap();
+        assert_eq!(v["details"], serde_json::json!({"c": null}));
+        assert_eq!(
+            item("{ }").with_member("a\"b", "[]").as_deref(),
+            Some(r#"{"a\"b":[]}"#)
+        );
+        assert_eq!(item("[1]").with_member("a", "1"), None);
+    }
 
     #[test]
     fn query_is_encoded_and_appended() {

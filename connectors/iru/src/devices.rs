@@ -31,15 +31,14 @@ pub fn get(ctx: &Context, id: &str) -> Result<Entity, ConnectorError> {
     let base = format!("{}/api/v1/devices/{}", api(ctx)?, segment(id)?);
     let device = Request::get(&base).send_ok()?;
     let device = device.item_as::<Summary>()?;
-    let details: Value = Request::get(format!("{base}/details")).send_ok()?.json()?;
+    let details = Request::get(format!("{base}/details")).send_ok()?;
+    let details = details.item()?;
     let mut d = map_summary(&device.value).map_err(|u| invalid_data(u.message))?;
-    merge_details(&mut d, &details);
+    merge_details(&mut d, &details.value);
     // The summary object with its details under `details`.
-    let mut raw: Value = serde_json::from_str(device.raw).map_err(invalid_data)?;
-    if let Value::Object(m) = &mut raw {
-        m.insert("details".into(), details);
-    }
-    d.remote_data = serde_json::to_string(&raw).map_err(invalid_data)?;
+    d.remote_data = device
+        .with_member("details", details.raw)
+        .ok_or_else(|| invalid_data("a device that is not a JSON object"))?;
     Ok(Entity::Device(d))
 }
 
