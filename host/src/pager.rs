@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::account::AccountSession;
 use crate::contract::{ConnectorError, ListOptions, Page, ResourceKind};
-use crate::runtime::{CallError, Connector};
+use crate::runtime::{CallError, Connector, Warm};
 
 /// Longest single wait honoured before giving up on a page.
 const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
@@ -39,6 +39,7 @@ pub struct Pager {
     cursor: Option<String>,
     seen: HashSet<String>,
     done: bool,
+    warm: Option<Arc<Warm>>,
 }
 
 impl Pager {
@@ -58,7 +59,14 @@ impl Pager {
             seen: cursor.iter().cloned().collect(),
             cursor,
             done: false,
+            warm: None,
         }
+    }
+
+    /// Makes the walk's calls share `warm`'s instances.
+    pub fn reusing(mut self, warm: Arc<Warm>) -> Self {
+        self.warm = Some(warm);
+        self
     }
 
     /// The cursor of the next page to fetch (`None` before the first or after the last).
@@ -73,8 +81,9 @@ impl Pager {
         }
         let (connector, session, kind) = (&self.connector, &self.session, self.kind);
         let (cursor, options) = (self.cursor.as_deref(), &self.options);
+        let warm = self.warm.as_deref();
         let page = retry_rate_limited(session, kind.name(), || {
-            connector.list(session, kind, cursor, options)
+            connector.list_in(warm, session, kind, cursor, options)
         })
         .await?;
         match &page.next_cursor {

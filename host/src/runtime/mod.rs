@@ -173,7 +173,7 @@ impl Connector {
         self.counted("check", done.and_then(|r| r.map_err(CallError::Connector)))
     }
 
-    /// Lists one page of `kind` from `cursor`.
+    /// Lists one page of `kind` from `cursor`, in a fresh instance.
     pub async fn list(
         &self,
         session: &Arc<AccountSession>,
@@ -181,35 +181,60 @@ impl Connector {
         cursor: Option<&str>,
         options: &ListOptions,
     ) -> Result<Page, CallError> {
-        let (mut store, inst, deadline) = self.instantiate(Some(session.clone())).await?;
+        self.list_in(None, session, kind, cursor, options).await
+    }
+
+    /// Lists one page, in an instance of `warm` when given.
+    pub async fn list_in(
+        &self,
+        warm: Option<&Warm>,
+        session: &Arc<AccountSession>,
+        kind: ResourceKind,
+        cursor: Option<&str>,
+        options: &ListOptions,
+    ) -> Result<Page, CallError> {
+        let mut k = self.take(warm, session).await?;
         let ctx = session.context();
         let page = finish(
-            deadline,
+            k.deadline,
             self.timeout(),
-            inst.call_list(&mut store, &ctx, kind, cursor, options),
+            k.inst.call_list(&mut k.store, &ctx, kind, cursor, options),
         )
         .await;
+        self.give_back(warm, k, page.is_ok());
         let page = self.counted("list", page.and_then(|r| r.map_err(CallError::Connector)))?;
         let mut page = validate::page(page, kind)?;
         page.records.iter_mut().for_each(|r| session.link(r));
         Ok(page)
     }
 
-    /// Reads one object of `kind`.
+    /// Reads one object of `kind`, in a fresh instance.
     pub async fn get(
         &self,
         session: &Arc<AccountSession>,
         kind: ResourceKind,
         id: &str,
     ) -> Result<Entity, CallError> {
-        let (mut store, inst, deadline) = self.instantiate(Some(session.clone())).await?;
+        self.get_in(None, session, kind, id).await
+    }
+
+    /// Reads one object, in an instance of `warm` when given.
+    pub async fn get_in(
+        &self,
+        warm: Option<&Warm>,
+        session: &Arc<AccountSession>,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Entity, CallError> {
+        let mut k = self.take(warm, session).await?;
         let ctx = session.context();
         let entity = finish(
-            deadline,
+            k.deadline,
             self.timeout(),
-            inst.call_get(&mut store, &ctx, kind, id),
+            k.inst.call_get(&mut k.store, &ctx, kind, id),
         )
         .await;
+        self.give_back(warm, k, entity.is_ok());
         let entity = self.counted("get", entity.and_then(|r| r.map_err(CallError::Connector)))?;
         let mut entity = validate::entity(entity, kind)?;
         session.link(&mut entity);
@@ -249,6 +274,85 @@ impl Connector {
         session: Option<Arc<AccountSession>>,
     ) -> Result<(Store<CallState>, bindings::Connector, Instant), CallError> {
         instantiate(&self.rt, &self.pre, &self.info.id, session).await
+    }
+
+    /// An instance for one call: an idle one of `warm`, readied for the
+    /// call, or a fresh one.
+    async fn take(
+        &self,
+        warm: Option<&Warm>,
+        session: &Arc<AccountSession>,
+    ) -> Result<Kept, CallError> {
+        if let Some(w) = warm {
+            assert!(
+                Arc::ptr_eq(&w.session, session),
+                "a warm pool serves only its own account"
+            );
+            let idle = w.idle.lock().expect("warm pool lock").pop();
+            if let Some(mut k) = idle {
+                k.deadline = Instant::now() + self.timeout();
+                k.store.data_mut().begin_call(k.deadline);
+                k.store.set_epoch_deadline(1);
+                k.calls += 1;
+                return Ok(k);
+            }
+        }
+        let (store, inst, deadline) = self.instantiate(Some(session.clone())).await?;
+        Ok(Kept {
+            store,
+            inst,
+            deadline,
+            calls: 1,
+        })
+    }
+
+    /// Keeps a finished call's instance in `warm` for the next call, unless
+    /// the call trapped or timed out (its state is then unknown), the
+    /// instance has served its share of calls, or enough are idle.
+    fn give_back(&self, warm: Option<&Warm>, k: Kept, healthy: bool) {
+        let Some(w) = warm else { return };
+        if !healthy || k.calls >= MAX_CALLS_PER_INSTANCE {
+            return;
+        }
+        let mut idle = w.idle.lock().expect("warm pool lock");
+        if idle.len() < w.max_idle {
+            idle.push(k);
+        }
+    }
+}
+
+/// Calls one instance serves before it is replaced by a fresh one: bounds
+/// what a connector's leaks or caches can grow to.
+const MAX_CALLS_PER_INSTANCE: u32 = 1_000;
+
+/// An instance with its store, between or during calls.
+struct Kept {
+    store: Store<CallState>,
+    inst: bindings::Connector,
+    deadline: Instant,
+    calls: u32,
+}
+
+/// Instances of one connector kept for one account's many like calls within
+/// one job (a sync run's page and detail reads), so that each call does not
+/// pay for instantiating and tearing down an instance. Each call still has
+/// its own deadline, CPU budget and log quota; the memory cap is the
+/// instance's. Nothing crosses accounts: a pool belongs to one session, and
+/// it is dropped with the job.
+pub struct Warm {
+    session: Arc<AccountSession>,
+    max_idle: usize,
+    idle: std::sync::Mutex<Vec<Kept>>,
+}
+
+impl Warm {
+    /// A pool for `session` keeping at most `max_idle` idle instances.
+    pub fn new(session: Arc<AccountSession>, max_idle: usize) -> Self {
+        Self {
+            session,
+            max_idle,
+            idle: std::sync::Mutex::new(Vec::new()),
+        }
     }
 }
 

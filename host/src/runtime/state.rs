@@ -77,6 +77,16 @@ impl CallState {
     }
 }
 
+impl CallState {
+    /// Readies a kept instance's state for its next call: a new deadline,
+    /// a fresh CPU budget and log quota.
+    pub(crate) fn begin_call(&mut self, deadline: Instant) {
+        self.env.deadline = deadline;
+        self.guest_since = Instant::now();
+        self.logs = 0;
+    }
+}
+
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {

@@ -23,7 +23,7 @@ use crate::contract::{
 };
 use crate::holder;
 use crate::pager::{Pager, WalkError, retry_rate_limited};
-use crate::runtime::{CallError, Connector};
+use crate::runtime::{CallError, Connector, Warm};
 use crate::store::accounts::AccountRow;
 use crate::store::records::{
     AppWrite, DetailTodo, DetailWrite, DeviceSummaryWrite, PageWrite, RowWrite, Table,
@@ -317,6 +317,10 @@ impl Syncer {
                 connector: connector.clone(),
                 session: session.clone(),
                 run_id: run.id.clone(),
+                warm: Arc::new(Warm::new(
+                    session.clone(),
+                    self.options.detail_concurrency.max(1),
+                )),
             },
             connector,
             waits_at_start: session.rate_limit_waits().0,
@@ -579,7 +583,8 @@ impl RunCtx<'_> {
             kind,
             options,
             cursor,
-        );
+        )
+        .reusing(self.fetch.warm.clone());
         let walk_err = |source| SyncError::Walk {
             kind: kind.name(),
             source,
@@ -1009,6 +1014,8 @@ struct Fetcher {
     connector: Arc<Connector>,
     session: Arc<AccountSession>,
     run_id: String,
+    /// Instances shared by the run's calls (one account's, one run long).
+    warm: Arc<Warm>,
 }
 
 impl Fetcher {
@@ -1060,7 +1067,8 @@ impl Fetcher {
     /// One record by its remote id; a rate-limited call is retried.
     async fn get(&self, kind: ResourceKind, remote_id: &str) -> Result<Entity, CallError> {
         retry_rate_limited(&self.session, kind.name(), || {
-            self.connector.get(&self.session, kind, remote_id)
+            self.connector
+                .get_in(Some(&self.warm), &self.session, kind, remote_id)
         })
         .await
         .map_err(|e| match e {
@@ -1085,7 +1093,8 @@ impl Fetcher {
             ResourceKind::Apps,
             options,
             None,
-        );
+        )
+        .reusing(self.warm.clone());
         let mut apps = Vec::new();
         loop {
             let page = match pager.next().await {
