@@ -435,6 +435,8 @@ struct RunCtx<'a> {
 
 /// A listed page, split for storing.
 struct Listed {
+    /// Pages of the walk this holds (several when stored together).
+    pages: i64,
     records: Vec<ListedRecord>,
     errors: Vec<(Option<String>, String)>,
     next: Option<String>,
@@ -452,6 +454,7 @@ struct ListedRecord {
 impl Listed {
     fn new(page: Page) -> Self {
         Self {
+            pages: 1,
             complete: page.next_cursor.is_none(),
             errors: page
                 .errors
@@ -473,10 +476,22 @@ impl Listed {
                 .collect(),
         }
     }
+
+    /// Appends the next page of the walk: its records after these, its
+    /// position as the walk's.
+    fn absorb(&mut self, next: Listed) {
+        self.pages += next.pages;
+        self.records.extend(next.records);
+        self.errors.extend(next.errors);
+        self.next = next.next;
+        self.complete = next.complete;
+    }
 }
 
 /// Pages fetched ahead of the one being stored.
-const PAGES_AHEAD: usize = 2;
+const PAGES_AHEAD: usize = 4;
+/// Listed records stored in one transaction at most (whole pages).
+const WALK_BATCH_RECORDS: usize = 1_200;
 /// Detail reads stored per transaction.
 const DETAIL_BATCH: usize = 256;
 /// Batches of detail reads waiting for the writer: reads go on while one
@@ -615,12 +630,30 @@ impl RunCtx<'_> {
         }));
         let (mut pages, mut storing) = (0, Duration::ZERO);
         while let Some(listed) = rx.recv().await {
-            let listed = listed.map_err(walk_err)?;
+            let mut listed = listed.map_err(walk_err)?;
+            // Pages already fetched share this one's transaction: random
+            // ids spread a page's index entries over as many index pages
+            // as it has records, so a commit of several pages writes each
+            // index page once for all of them.
+            let mut failed = None;
+            while listed.records.len() < WALK_BATCH_RECORDS && !listed.complete {
+                match rx.try_recv() {
+                    Ok(Ok(more)) => listed.absorb(more),
+                    Ok(Err(e)) => {
+                        failed = Some(e);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
             self.check_lease()?;
             let t = Instant::now();
+            pages += listed.pages;
             self.store_listed(table, kind.name(), listed).await?;
             storing += t.elapsed();
-            pages += 1;
+            if let Some(e) = failed {
+                return Err(walk_err(e));
+            }
         }
         // Which side of the walk bounds it: fetching (vendor, connector)
         // or storing.
@@ -642,23 +675,27 @@ impl RunCtx<'_> {
         l: Listed,
     ) -> Result<(), SyncError> {
         let counts = self
-            .store_page(table, kind, l.records, l.errors, l.next, l.complete)
+            .store_page(table, kind, l)
             .await?;
         self.report(kind, counts);
         Ok(())
     }
 
-    /// Compares a page with the store and writes it with the walk's
-    /// position after it (`next`, and whether the walk is `complete`).
+    /// Compares listed pages with the store and writes them, with the
+    /// walk's position after them, in one transaction.
     async fn store_page(
         &self,
         table: Table,
         kind: &str,
-        listed: Vec<ListedRecord>,
-        errors: Vec<(Option<String>, String)>,
-        next: Option<String>,
-        complete: bool,
+        l: Listed,
     ) -> Result<RunCounts, SyncError> {
+        let Listed {
+            pages,
+            records: listed,
+            errors,
+            next,
+            complete,
+        } = l;
         // The last occurrence of a remote id in a page wins.
         let mut by_id: HashMap<String, ListedRecord> = HashMap::with_capacity(listed.len());
         let mut order = Vec::with_capacity(listed.len());
@@ -676,7 +713,7 @@ impl RunCtx<'_> {
                     .supports(ResourceKind::Apps, ResourceScope::PerDevice)
                     .is_some());
         let mut counts = RunCounts {
-            pages: 1,
+            pages,
             errors: errors.len() as i64,
             ..RunCounts::default()
         };

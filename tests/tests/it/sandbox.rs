@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use mdmhub::account::AccountSession;
 use mdmhub::contract::*;
-use mdmhub::runtime::{CallError, Connector, Runtime};
+use mdmhub::runtime::{CallError, Connector, Runtime, Warm};
 
 use crate::server;
 use crate::support::*;
@@ -176,4 +176,66 @@ async fn a_spinning_call_does_not_block_others() {
         "the normal call waited for the spinning one: {:?}",
         ok.1
     );
+}
+
+/// `list` with cursor `count`, in `warm`'s instances or a fresh one: the
+/// instance's count of list calls.
+async fn count(c: &Connector, s: &Arc<AccountSession>, warm: Option<&Warm>) -> String {
+    list_at(c, s, warm, "count")
+        .await
+        .unwrap()
+        .next_cursor
+        .expect("a count")
+}
+
+async fn list_at(
+    c: &Connector,
+    s: &Arc<AccountSession>,
+    warm: Option<&Warm>,
+    cursor: &str,
+) -> Result<Page, CallError> {
+    let options = ListOptions {
+        page_size: None,
+        parent_id: None,
+    };
+    c.list_in(warm, s, ResourceKind::Devices, Some(cursor), &options)
+        .await
+}
+
+#[tokio::test]
+async fn a_warm_instance_serves_one_account_until_a_call_traps() {
+    let (_rt, c, s, _srv) = setup().await;
+    let warm = Warm::new(s.clone(), 1);
+    assert_eq!(count(&c, &s, Some(&warm)).await, "count-1");
+    assert_eq!(count(&c, &s, Some(&warm)).await, "count-2");
+    // Calls without the pool, and the account's actions, stay fresh.
+    assert_eq!(count(&c, &s, None).await, "count-1");
+    still_serving(&c, &s).await;
+    assert_eq!(count(&c, &s, Some(&warm)).await, "count-3");
+    // A trap drops the instance: the next call starts from scratch.
+    let trap = list_at(&c, &s, Some(&warm), "trap").await;
+    assert!(matches!(trap, Err(CallError::Trap(_))), "{trap:?}");
+    assert_eq!(count(&c, &s, Some(&warm)).await, "count-1");
+    // Each call has its own CPU budget: a kept instance that spins is
+    // interrupted like a fresh one, and replaced.
+    let spun = list_at(&c, &s, Some(&warm), "spin").await;
+    assert!(
+        matches!(&spun, Err(CallError::Trap(m)) if m.contains("CPU budget")),
+        "{spun:?}"
+    );
+    assert_eq!(count(&c, &s, Some(&warm)).await, "count-1");
+    assert_eq!(count(&c, &s, Some(&warm)).await, "count-2");
+}
+
+#[tokio::test]
+#[should_panic(expected = "a warm pool serves only its own account")]
+async fn a_warm_pool_refuses_another_account() {
+    let (rt, c, s, srv) = setup().await;
+    let warm = Warm::new(s.clone(), 1);
+    let other = session(
+        &rt,
+        &c,
+        spec(&[("host", "api.test")], &[("token", "t1k")], Some(&srv.url)),
+    );
+    let _ = list_at(&c, &other, Some(&warm), "count").await;
 }

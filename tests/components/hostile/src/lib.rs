@@ -1,6 +1,10 @@
 //! A hostile connector for the sandbox tests. `action(vendor(NAME))` runs
 //! one misbehaviour and reports what happened in the outcome's message;
-//! `list` with cursor `huge` returns an oversized page.
+//! `list` with cursor `huge` returns an oversized page, with `spin` or
+//! `trap` misbehaves, and with `count` answers `count-N`, N being the list
+//! calls this instance has answered.
+
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use mdmhub_sdk::bindings::mdmhub::connector::http as raw;
 use mdmhub_sdk::prelude::*;
@@ -42,15 +46,24 @@ impl Connector for Hostile {
         cursor: Option<String>,
         _: ListOptions,
     ) -> Result<Page, ConnectorError> {
-        let records = if cursor.as_deref() == Some("huge") {
+        // How many list calls this instance has answered: shows whether the
+        // host reused it.
+        static CALLS: AtomicU32 = AtomicU32::new(0);
+        let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
+        let records = match cursor.as_deref() {
             // 80 records of 1 MiB each: over the host's 64 MiB page limit.
-            (0..80).map(|i| huge_device(i, 1 << 20)).collect()
-        } else {
-            vec![]
+            Some("huge") => (0..80).map(|i| huge_device(i, 1 << 20)).collect(),
+            Some("spin") => loop {
+                std::hint::spin_loop();
+            },
+            Some("trap") => panic!("deliberate trap"),
+            _ => vec![],
         };
+        // The count as the next cursor: `count-N`.
+        let next_cursor = (cursor.as_deref() == Some("count")).then(|| format!("count-{calls}"));
         Ok(Page {
             records,
-            next_cursor: None,
+            next_cursor,
             errors: vec![],
         })
     }
