@@ -674,9 +674,7 @@ impl RunCtx<'_> {
         kind: &'static str,
         l: Listed,
     ) -> Result<(), SyncError> {
-        let counts = self
-            .store_page(table, kind, l)
-            .await?;
+        let counts = self.store_page(table, kind, l).await?;
         self.report(kind, counts);
         Ok(())
     }
