@@ -107,6 +107,8 @@ pub struct AccountSession {
     pub(crate) policy: OriginPolicy,
     pub(crate) auth: Auth,
     pub(crate) limits: RateLimits,
+    /// Listing pages read ahead for this account's walks.
+    pub(crate) ahead: crate::http::ahead::Ahead,
 }
 
 impl fmt::Debug for AccountSession {
@@ -206,6 +208,7 @@ impl AccountSession {
             policy,
             auth,
             limits,
+            ahead: Default::default(),
         }))
     }
 

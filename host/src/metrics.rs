@@ -66,6 +66,7 @@ struct Metrics {
     calls: Family<Call, Counter>,
     vendor_responses: Family<Status, Counter>,
     vendor_waits: Counter,
+    pages_read_ahead: Counter,
     webhook_attempts: Family<Outcome, Counter>,
     list_cache_reads: Family<Outcome, Counter>,
     list_cache_bytes: Gauge,
@@ -86,6 +87,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         calls: Family::default(),
         vendor_responses: Family::default(),
         vendor_waits: Counter::default(),
+        pages_read_ahead: Counter::default(),
         webhook_attempts: Family::default(),
         list_cache_reads: Family::default(),
         list_cache_bytes: Gauge::default(),
@@ -125,6 +127,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "vendor_rate_limit_waits",
         "Waits a vendor asked for (429/503 with Retry-After or backoff)",
         m.vendor_waits.clone(),
+    );
+    registry.register(
+        "vendor_pages_read_ahead",
+        "Listing pages a guest took from the host's read-ahead",
+        m.pages_read_ahead.clone(),
     );
     registry.register(
         "webhook_attempts",
@@ -240,6 +247,11 @@ pub fn vendor_response(status: u16) {
 /// Counts a wait the vendor asked for.
 pub fn vendor_wait() {
     METRICS.vendor_waits.inc();
+}
+
+/// Counts a listing page a guest took from the read-ahead.
+pub fn page_read_ahead() {
+    METRICS.pages_read_ahead.inc();
 }
 
 /// Every metric in the Prometheus text format.

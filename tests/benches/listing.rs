@@ -185,7 +185,7 @@ async fn run(rt: &Runtime, vendor: &str, case: &Case, devices: usize) {
             let deadline = Instant::now() + Duration::from_secs(60);
             let resp = rt
                 .http()
-                .send(&case.session, req, Some(paging), deadline)
+                .send(&case.session, req, Some(paging), deadline, false)
                 .await
                 .unwrap();
             let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();

@@ -294,7 +294,7 @@ impl Raw {
         let resp = self
             .rt
             .http()
-            .send(&self.session, req, None, deadline)
+            .send(&self.session, req, None, deadline, false)
             .await
             .unwrap();
         assert_eq!(resp.status, 200);

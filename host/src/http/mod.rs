@@ -4,6 +4,7 @@
 //! client with its private-address guard ([`resolver`]), redirects (each hop
 //! re-checked), the response-size cap, and retries of 429/503 ([`retry`]).
 
+pub mod ahead;
 pub mod auth;
 pub mod json_probe;
 pub mod paging;
@@ -13,6 +14,7 @@ pub mod resolver;
 pub mod retry;
 
 use std::error::Error as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{AUTHORIZATION, HeaderValue, LOCATION, RETRY_AFTER};
@@ -81,19 +83,85 @@ impl HttpClient {
         }
     }
 
-    /// Sends a guest's request for `session`, within `deadline`.
+    /// Sends a guest's request for `session`, within `deadline`. With
+    /// `read_ahead` (a list call), a page with a next one has that one
+    /// requested at once ([`ahead`]); a request for a page read ahead takes
+    /// its response.
     pub async fn send(
         &self,
-        session: &AccountSession,
+        session: &Arc<AccountSession>,
         req: HttpRequest,
         paging: Option<Paging>,
+        deadline: Instant,
+        read_ahead: bool,
+    ) -> Result<HttpResponse, HttpError> {
+        let key = ahead::key(&req, paging.as_ref());
+        if let Some(task) = key.as_deref().and_then(|k| session.ahead.take(k)) {
+            match tokio::time::timeout_at(deadline.into(), task).await {
+                Ok(Ok(answer)) => {
+                    crate::metrics::page_read_ahead();
+                    return self.then_read_ahead(
+                        session,
+                        &req,
+                        paging.as_ref(),
+                        answer,
+                        read_ahead,
+                    );
+                }
+                Err(_) => {
+                    return Err(HttpError::Timeout(
+                        "the page read ahead did not arrive within the call's deadline".into(),
+                    ));
+                }
+                // Aborted (dropped as too old): ask again.
+                Ok(Err(_)) => {}
+            }
+        }
+        let answer = self
+            .send_now(session, &req, paging.as_ref(), deadline)
+            .await;
+        self.then_read_ahead(session, &req, paging.as_ref(), answer, read_ahead)
+    }
+
+    /// Starts reading the page after `answer`'s when there is one.
+    fn then_read_ahead(
+        &self,
+        session: &Arc<AccountSession>,
+        req: &HttpRequest,
+        paging: Option<&Paging>,
+        answer: Result<HttpResponse, HttpError>,
+        read_ahead: bool,
+    ) -> Result<HttpResponse, HttpError> {
+        let next = answer.as_ref().ok().and_then(|r| r.next.as_deref());
+        if let (true, Some(next), Some(paging)) = (read_ahead, next, paging)
+            && let Some((req, paging)) = ahead::following(req, paging, next)
+            && let Some(key) = ahead::key(&req, Some(&paging))
+            && !session.ahead.has(&key)
+        {
+            let (client, s) = (self.clone(), session.clone());
+            let task = tokio::spawn(async move {
+                client
+                    .send_now(&s, &req, Some(&paging), ahead::deadline())
+                    .await
+            });
+            session.ahead.put(key, task);
+        }
+        answer
+    }
+
+    /// Sends a request now: the pipeline of the module docs.
+    async fn send_now(
+        &self,
+        session: &AccountSession,
+        req: &HttpRequest,
+        paging: Option<&Paging>,
         deadline: Instant,
     ) -> Result<HttpResponse, HttpError> {
         let mut route = session.policy.route(&req.url).map_err(HttpError::Denied)?;
         for h in &req.headers {
             policy::check_header(&h.name, session.auth.own_header()).map_err(HttpError::Denied)?;
         }
-        if let Some(p) = &paging {
+        if let Some(p) = paging {
             paging::apply(&mut route.url, p);
         }
         let mut delays = retry::backoff();
@@ -102,7 +170,7 @@ impl HttpClient {
             let permit = session.limits.acquire(req.method, deadline).await?;
             let token = self.credentials(session, &route, deadline).await?;
             let (final_url, resp) = self
-                .follow(session, &req, route.clone(), token.as_ref(), deadline)
+                .follow(session, req, route.clone(), token.as_ref(), deadline)
                 .await?;
             drop(permit);
             let status = resp.status().as_u16();
@@ -144,9 +212,7 @@ impl HttpClient {
                     _ => {} // a 503 past the budget goes back to the guest as is
                 }
             }
-            return self
-                .read(resp, final_url, paging.as_ref(), status, deadline)
-                .await;
+            return self.read(resp, final_url, paging, status, deadline).await;
         }
     }
 

@@ -194,6 +194,7 @@ impl Connector {
         options: &ListOptions,
     ) -> Result<Page, CallError> {
         let mut k = self.take(warm, session).await?;
+        k.store.data_mut().env.read_ahead = true;
         let ctx = session.context();
         let page = finish(
             k.deadline,
@@ -385,6 +386,7 @@ async fn instantiate(
         session,
         http: rt.http.clone(),
         deadline,
+        read_ahead: false,
     };
     let mut store = Store::new(&rt.engine, CallState::new(env, rt.config.memory_bytes));
     store.limiter(|s| &mut s.limits);

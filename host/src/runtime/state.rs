@@ -30,6 +30,9 @@ pub struct CallEnv {
     pub http: HttpClient,
     /// When the call must end.
     pub deadline: Instant,
+    /// Whether listing pages are read ahead (a list call; see
+    /// [`crate::http::ahead`]).
+    pub read_ahead: bool,
 }
 
 /// A store's data.
@@ -82,6 +85,7 @@ impl CallState {
     /// a fresh CPU budget and log quota.
     pub(crate) fn begin_call(&mut self, deadline: Instant) {
         self.env.deadline = deadline;
+        self.env.read_ahead = false;
         self.guest_since = Instant::now();
         self.logs = 0;
     }
@@ -148,7 +152,13 @@ impl http::Host for CallState {
                 let r = self
                     .env
                     .http
-                    .send(&session, req, paging, self.env.deadline)
+                    .send(
+                        &session,
+                        req,
+                        paging,
+                        self.env.deadline,
+                        self.env.read_ahead,
+                    )
                     .await;
                 if let Err(e) = &r {
                     tracing::debug!(%url, error = ?e, "request failed");

@@ -39,10 +39,10 @@ fn simple(url: &str, client: &HttpClient) -> Arc<AccountSession> {
 
 async fn send(
     client: &HttpClient,
-    s: &AccountSession,
+    s: &std::sync::Arc<AccountSession>,
     req: HttpRequest,
 ) -> Result<HttpResponse, HttpError> {
-    client.send(s, req, None, within(20)).await
+    client.send(s, req, None, within(20), false).await
 }
 
 fn denied(r: Result<HttpResponse, HttpError>, needle: &str) {
@@ -191,7 +191,11 @@ async fn guest_cannot_set_host_owned_headers() {
     assert_eq!(srv.seen.hits("ok"), 0);
 }
 
-async fn echoed_auth(client: &HttpClient, s: &AccountSession, header: &str) -> Option<String> {
+async fn echoed_auth(
+    client: &HttpClient,
+    s: &std::sync::Arc<AccountSession>,
+    header: &str,
+) -> Option<String> {
     let r = send(client, s, get("https://api.test/echo")).await.unwrap();
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     v.get(header).and_then(|h| h.as_str()).map(str::to_owned)
@@ -433,7 +437,13 @@ async fn retries_honor_retry_after_and_report_rate_limited_past_the_budget() {
         );
     }
     let r = client
-        .send(&s, get("https://api.test/429-forever"), None, within(5))
+        .send(
+            &s,
+            get("https://api.test/429-forever"),
+            None,
+            within(5),
+            false,
+        )
         .await;
     match r {
         Err(HttpError::RateLimited(ms)) => assert!(ms >= 3_000_000, "{ms}"),
@@ -473,7 +483,7 @@ async fn one_pooled_client_reuses_connections() {
 /// Walks a paging style to its end and returns the number of pages.
 async fn walk(
     client: &HttpClient,
-    s: &AccountSession,
+    s: &std::sync::Arc<AccountSession>,
     url: &str,
     mut paging: impl FnMut(Option<String>) -> Paging,
     follow_url: bool,
@@ -486,7 +496,13 @@ async fn walk(
             url.into()
         };
         let r = client
-            .send(s, get(&target), Some(paging(pos.clone())), within(20))
+            .send(
+                s,
+                get(&target),
+                Some(paging(pos.clone())),
+                within(20),
+                false,
+            )
             .await
             .unwrap();
         assert_eq!(r.status, 200);

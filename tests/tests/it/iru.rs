@@ -105,6 +105,13 @@ async fn lists_1234_devices_exactly_once() {
     assert!(expected.iter().all(|id| unique.contains(id.as_str())));
     // Five pages of at most 300; the short last page ends the walk.
     assert_eq!(sim.control().stats().requests, 5);
+    // Pages 2 to 5 were requested while the guest read the one before (no
+    // request more: the short page has no next one to read ahead).
+    let metrics = mdmhub::metrics::render();
+    assert!(
+        metrics.contains("vendor_pages_read_ahead_total 4\n"),
+        "{metrics}"
+    );
     // Quirks are absorbed: no "" reaches the caller, types are inferred.
     for r in &records {
         let d = device(r);
