@@ -1,5 +1,5 @@
 //! The `http` capability given to connectors. A request meets, in order:
-//! the origin policy ([`policy`]), the header rules, paging ([`paging`]), the
+//! the pages read ahead ([`ahead`]), the origin policy ([`policy`]), the header rules, paging ([`paging`]), the
 //! account's rate limits ([`ratelimit`]), credentials ([`auth`]), the pooled
 //! client with its private-address guard ([`resolver`]), redirects (each hop
 //! re-checked), the response-size cap, and retries of 429/503 ([`retry`]).
