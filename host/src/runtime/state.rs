@@ -78,9 +78,7 @@ impl CallState {
             logs: 0,
         }
     }
-}
 
-impl CallState {
     /// Readies a kept instance's state for its next call: a new deadline,
     /// a fresh CPU budget and log quota.
     pub(crate) fn begin_call(&mut self, deadline: Instant) {
