@@ -97,6 +97,14 @@ async fn lists_2500_devices_across_next_links_exactly_once() {
     // Graph's default page of 1,000: 1,000 + 1,000 + 500, one token.
     assert_eq!(pages, 3);
     assert_eq!(sim.tokens_issued(), 1);
+    // Pages 2 and 3 were read ahead through their `@odata.nextLink`, and
+    // taken: no request more than the pages.
+    assert_eq!(sim.control().stats().requests, 3);
+    let metrics = mdmhub::metrics::render();
+    assert!(
+        metrics.contains("vendor_pages_read_ahead_total 2\n"),
+        "{metrics}"
+    );
     let ids: Vec<&str> = records
         .iter()
         .map(|r| device(r).remote_id.as_str())
