@@ -356,7 +356,7 @@ impl Syncer {
             webhooks::events::announce_devices(store, &account.workspace_id, &account.id).await?;
         }
         let workspace = account.workspace_id.as_str();
-        match outcome {
+        let finished = match outcome {
             Ok(()) => {
                 store
                     .finish_run(&run_ref, "succeeded", None, workspace, run_finished)
@@ -383,7 +383,11 @@ impl Syncer {
                 store.set_next_sync(&account.id, &retry).await?;
                 Err(e)
             }
+        };
+        if let Err(e) = store.settle_wal().await {
+            tracing::warn!(account = %account.name, error = %e, "could not checkpoint the WAL after the sync");
         }
+        finished
     }
 }
 
