@@ -68,24 +68,25 @@ impl Ahead {
         Some(pending.swap_remove(i).task)
     }
 
-    /// Whether a page is already being read ahead for `key`.
-    pub fn has(&self, key: &str) -> bool {
-        let pending = self.pending.lock().expect("read-ahead lock");
-        pending.iter().any(|p| p.key == key)
-    }
-
-    /// Keeps `task`, the page read ahead for `key`; the oldest goes when too
-    /// many are kept.
-    pub fn put(&self, key: Key, task: JoinHandle<Result<HttpResponse, HttpError>>) {
+    /// Starts reading the page for `key` with `start`, unless it is already
+    /// being read; the oldest page kept goes when too many are.
+    pub fn start(
+        &self,
+        key: Key,
+        start: impl FnOnce() -> JoinHandle<Result<HttpResponse, HttpError>>,
+    ) {
         let mut pending = self.pending.lock().expect("read-ahead lock");
         drop_expired(&mut pending);
+        if pending.iter().any(|p| p.key == key) {
+            return;
+        }
         if pending.len() >= MAX_PENDING {
             pending.remove(0).task.abort();
         }
         pending.push(Pending {
             key,
             since: Instant::now(),
-            task,
+            task: start(),
         });
     }
 }
@@ -173,7 +174,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_page_is_taken_once_and_the_oldest_goes_first() {
+    async fn a_page_is_read_once_taken_once_and_the_oldest_goes_first() {
         let ahead = Ahead::default();
         let page = || {
             tokio::spawn(async {
@@ -187,10 +188,10 @@ mod tests {
             })
         };
         for i in 0..=MAX_PENDING {
-            ahead.put(format!("k{i}"), page());
+            ahead.start(format!("k{i}"), page);
         }
+        ahead.start("k1".into(), || panic!("k1 is already being read"));
         assert!(ahead.take("k0").is_none(), "the oldest was dropped");
-        assert!(ahead.has("k1"));
         let task = ahead.take("k1").expect("kept");
         assert_eq!(task.await.unwrap().unwrap().status, 200);
         assert!(ahead.take("k1").is_none(), "taken once");

@@ -1,8 +1,9 @@
 //! The `http` capability given to connectors. A request meets, in order:
-//! the pages read ahead ([`ahead`]), the origin policy ([`policy`]), the header rules, paging ([`paging`]), the
-//! account's rate limits ([`ratelimit`]), credentials ([`auth`]), the pooled
-//! client with its private-address guard ([`resolver`]), redirects (each hop
-//! re-checked), the response-size cap, and retries of 429/503 ([`retry`]).
+//! the pages read ahead ([`ahead`]), the origin policy ([`policy`]), the
+//! header rules, paging ([`paging`]), the account's rate limits
+//! ([`ratelimit`]), credentials ([`auth`]), the pooled client with its
+//! private-address guard ([`resolver`]), redirects (each hop re-checked),
+//! the response-size cap, and retries of 429/503 ([`retry`]).
 
 pub mod ahead;
 pub mod auth;
@@ -96,8 +97,8 @@ impl HttpClient {
         read_ahead: bool,
     ) -> Result<HttpResponse, HttpError> {
         let key = ahead::key(&req, paging.as_ref());
-        if let Some(task) = key.as_deref().and_then(|k| session.ahead.take(k)) {
-            match tokio::time::timeout_at(deadline.into(), task).await {
+        if let Some(mut task) = key.as_deref().and_then(|k| session.ahead.take(k)) {
+            match tokio::time::timeout_at(deadline.into(), &mut task).await {
                 Ok(Ok(answer)) => {
                     crate::metrics::page_read_ahead();
                     return self.then_read_ahead(
@@ -109,6 +110,7 @@ impl HttpClient {
                     );
                 }
                 Err(_) => {
+                    task.abort();
                     return Err(HttpError::Timeout(
                         "the page read ahead did not arrive within the call's deadline".into(),
                     ));
@@ -136,15 +138,15 @@ impl HttpClient {
         if let (true, Some(next), Some(paging)) = (read_ahead, next, paging)
             && let Some((req, paging)) = ahead::following(req, paging, next)
             && let Some(key) = ahead::key(&req, Some(&paging))
-            && !session.ahead.has(&key)
         {
             let (client, s) = (self.clone(), session.clone());
-            let task = tokio::spawn(async move {
-                client
-                    .send_now(&s, &req, Some(&paging), ahead::deadline())
-                    .await
+            session.ahead.start(key, || {
+                tokio::spawn(async move {
+                    client
+                        .send_now(&s, &req, Some(&paging), ahead::deadline())
+                        .await
+                })
             });
-            session.ahead.put(key, task);
         }
         answer
     }
