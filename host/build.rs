@@ -32,4 +32,7 @@ fn main() {
     let out = Path::new(&std::env::var("OUT_DIR").unwrap()).join("builtins.rs");
     std::fs::write(out, format!("&[{}]", entries.join(", "))).unwrap();
     println!("cargo:rerun-if-changed=build.rs");
+    // `sqlx::migrate!` embeds the migrations but does not ask for a rebuild
+    // when one is added.
+    println!("cargo:rerun-if-changed=migrations");
 }

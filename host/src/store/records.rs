@@ -105,6 +105,16 @@ impl Table {
             Table::Organizations => &["name"],
         }
     }
+    /// The projections an index covers. An UPDATE that names one rewrites
+    /// its index entry even when the value stays the same, so a detail
+    /// write names them only when one changed.
+    pub fn indexed_projections(self) -> &'static [&'static str] {
+        match self {
+            Table::Devices => &["serial_number", "assigned_user_email"],
+            Table::Users => &["email"],
+            Table::Organizations => &[],
+        }
+    }
 }
 
 /// What the store holds for a record, for comparing a new version.
@@ -212,6 +222,8 @@ pub struct DetailTodo {
     pub last_seen_run: Option<String>,
     /// Hash of the stored app list, if one was stored.
     pub apps_hash: Option<String>,
+    /// The stored values of the devices' [`Table::indexed_projections`].
+    pub indexed: Vec<Option<String>>,
 }
 
 /// The result of reading one device's details.
@@ -231,6 +243,9 @@ pub struct DetailWrite {
     pub projections: Vec<Option<String>>,
     /// Whether this changed the content and counts as an update in this run.
     pub counts_as_update: bool,
+    /// Whether the indexed projections are the stored ones (their index
+    /// entries are then left alone).
+    pub indexed_unchanged: bool,
     /// The device's apps, replacing what is stored, if they were read and
     /// differ from what is stored.
     pub apps: Option<Vec<AppWrite>>,
@@ -383,19 +398,27 @@ impl Store {
         if after_id.is_empty() && !self.details_due(account_id, stale_before).await? {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(
+        let indexed = Table::Devices.indexed_projections();
+        let sql = format!(
             "SELECT r.id, r.remote_id, d.summary, d.remote_data, r.content_hash, r.changed_run, \
-             r.last_seen_run, r.apps_hash FROM devices r JOIN device_data d ON d.device_id = r.id \
+             r.last_seen_run, r.apps_hash, {} FROM devices r \
+             JOIN device_data d ON d.device_id = r.id \
              WHERE r.account_id = $1 AND r.status = 'active' AND r.id > $2 \
              AND (r.needs_details = 1 OR r.details_at IS NULL OR r.details_at < $3) \
              ORDER BY r.id LIMIT $4",
-        )
-        .bind(account_id)
-        .bind(after_id)
-        .bind(stale_before)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?;
+            indexed
+                .iter()
+                .map(|c| format!("r.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(account_id)
+            .bind(after_id)
+            .bind(stale_before)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(DetailTodo {
@@ -407,6 +430,10 @@ impl Store {
                     changed_run: r.try_get("changed_run")?,
                     last_seen_run: r.try_get("last_seen_run")?,
                     apps_hash: r.try_get("apps_hash")?,
+                    indexed: indexed
+                        .iter()
+                        .map(|c| r.try_get(*c))
+                        .collect::<Result<_, _>>()?,
                 })
             })
             .collect()
@@ -496,6 +523,26 @@ impl Store {
             .await?;
         parse_id_pairs(text.as_deref().unwrap_or_default())
             .ok_or_else(|| StoreError::Corrupt(format!("unexpected stored {} rows", table.name())))
+    }
+
+    /// How many active records of the account `run_id` did not write as
+    /// seen: [`Store::unmarked`] counted, from its partial index alone.
+    pub async fn unmarked_count(
+        &self,
+        table: Table,
+        account_id: &str,
+        run_id: &str,
+    ) -> Result<i64, StoreError> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM {} WHERE account_id = $1 AND status = 'active' \
+             AND (last_seen_run IS NULL OR last_seen_run <> $2)",
+            table.name()
+        );
+        Ok(sqlx::query_scalar(&sql)
+            .bind(account_id)
+            .bind(run_id)
+            .fetch_one(self.pool())
+            .await?)
     }
 
     /// The remote ids a run saw unchanged, by table (see
@@ -987,7 +1034,10 @@ async fn mark_seen(
     Ok(())
 }
 
-/// Writes the merged projections and hashes of detail reads.
+/// Writes the columns of detail reads to `devices`. Writes whose indexed
+/// projections are unchanged name only the others (see
+/// [`Table::indexed_projections`]): on a first sync that is nearly every
+/// device, and it spares two index pages per device.
 async fn update_detailed_devices(
     tx: &mut Tx,
     backend: Backend,
@@ -995,15 +1045,39 @@ async fn update_detailed_devices(
     at: &str,
     writes: &[DetailWrite],
 ) -> Result<(), StoreError> {
+    let all = Table::Devices.projections();
+    let (same, moved): (Vec<&DetailWrite>, Vec<&DetailWrite>) =
+        writes.iter().partition(|w| w.indexed_unchanged);
+    let indexed = Table::Devices.indexed_projections();
+    let unindexed: Vec<usize> = (0..all.len())
+        .filter(|&i| !indexed.contains(&all[i]))
+        .collect();
+    let every: Vec<usize> = (0..all.len()).collect();
+    for (group, columns) in [(same, unindexed), (moved, every)] {
+        update_devices_columns(tx, backend, run_id, at, &group, &columns).await?;
+    }
+    Ok(())
+}
+
+/// [`update_detailed_devices`] for one set of projection columns (indexes
+/// into [`Table::projections`]).
+async fn update_devices_columns(
+    tx: &mut Tx,
+    backend: Backend,
+    run_id: &str,
+    at: &str,
+    writes: &[&DetailWrite],
+    columns: &[usize],
+) -> Result<(), StoreError> {
     let proj = Table::Devices.projections();
     // VALUES columns are `column1`... in both databases: the id, the
     // projections, the content hash, counts-as-update and the apps hash.
     let col = |i: usize| format!("v.column{}", i + 1);
-    let per_row = proj.len() + 4;
-    let sets: Vec<String> = proj
+    let per_row = columns.len() + 4;
+    let sets: Vec<String> = columns
         .iter()
         .enumerate()
-        .map(|(i, c)| format!("{c} = {}", col(i + 1)))
+        .map(|(i, &c)| format!("{} = {}", proj[c], col(i + 1)))
         .collect();
     let per_statement = rows_per_statement(per_row, 3);
     for chunk in writes.chunks(per_statement) {
@@ -1015,13 +1089,13 @@ async fn update_detailed_devices(
              apps_hash = COALESCE({}, devices.apps_hash) \
              FROM (VALUES {}) AS v WHERE devices.id = v.column1",
             sets.join(", "),
-            col(proj.len() + 1),
+            col(columns.len() + 1),
             p.next(),
             p.next(),
             p.next(),
-            col(proj.len() + 3),
+            col(columns.len() + 3),
             p.tuples(chunk.len(), &vec![Slot::Bind; per_row]),
-            u = col(proj.len() + 2),
+            u = col(columns.len() + 2),
         );
         let mut q = batch_query(&sql, chunk.len() == per_statement)
             .bind(at)
@@ -1029,8 +1103,8 @@ async fn update_detailed_devices(
             .bind(at);
         for w in chunk {
             q = q.bind(&w.id);
-            for v in &w.projections {
-                q = q.bind(v.as_deref());
+            for &c in columns {
+                q = q.bind(w.projections[c].as_deref());
             }
             q = q
                 .bind(&w.content_hash)

@@ -825,8 +825,23 @@ impl RunCtx<'_> {
             checkpoint: true,
         };
         self.store().write_page(&page).await?;
-        // Written records say so in their rows (`last_seen_run`).
-        self.saw(table, &page.unchanged);
+        // Written records say so in their rows (`last_seen_run`); the seen
+        // set holds the others only, which keeps its count exact.
+        let written = page.upserts.iter().map(|u| u.remote_id.as_str());
+        let mut seen = self.seen.lock().expect("seen set lock");
+        seen.forget(
+            table,
+            written.chain(page.revived.iter().map(String::as_str)),
+        );
+        seen.add(
+            table,
+            page.unchanged
+                .iter()
+                .filter(|id| {
+                    existing.get(*id).and_then(|o| o.last_seen_run.as_deref()) != Some(self.run.id)
+                })
+                .map(String::as_str),
+        );
         Ok(counts)
     }
 
@@ -834,12 +849,6 @@ impl RunCtx<'_> {
     fn was_seen(&self, table: Table, remote_id: &str) -> bool {
         let seen = self.seen.lock().expect("seen set lock");
         seen.contains(table, remote_id)
-    }
-
-    /// Adds stored remote ids to what this run saw.
-    fn saw(&self, table: Table, ids: &[String]) {
-        let mut seen = self.seen.lock().expect("seen set lock");
-        seen.add(table, ids.iter().map(String::as_str));
     }
 
     /// Reads details (and apps) of devices that are new, changed or stale:
@@ -951,7 +960,9 @@ impl RunCtx<'_> {
             return Ok(()); // done before this run was interrupted
         }
         let mut counts = RunCounts::default();
-        let mut absent: Vec<(String, String)> = {
+        let mut absent: Vec<(String, String)> = if self.all_unmarked_seen(table).await? {
+            Vec::new()
+        } else {
             let unmarked = self
                 .store()
                 .unmarked(table, &self.account.id, self.run.id)
@@ -1030,6 +1041,23 @@ impl RunCtx<'_> {
         self.report("removals", counts);
         Ok(())
     }
+
+    /// Whether the active records this run left unmarked are all in its
+    /// seen set, known from counts without reading them: each id the set
+    /// holds is an active record the run did not write (see
+    /// [`Seen::exact_len`]), so equal counts mean the same records. An
+    /// unchanged re-sync then reads no row to find nothing missing.
+    async fn all_unmarked_seen(&self, table: Table) -> Result<bool, SyncError> {
+        let seen = self.seen.lock().expect("seen set lock").exact_len(table);
+        let Some(seen) = seen else {
+            return Ok(false);
+        };
+        let unmarked = self
+            .store()
+            .unmarked_count(table, &self.account.id, self.run.id)
+            .await?;
+        Ok(u64::try_from(unmarked).ok() == Some(seen as u64))
+    }
 }
 
 /// An app list read and its hash; the list is left out when the stored
@@ -1087,9 +1115,12 @@ impl Fetcher {
         let record = serde_json::to_string(&merged).expect("JSON serializes");
         let hash = content_hash(&record, &t.remote_data);
         let (apps, apps_hash) = unless_stored(apps, t.apps_hash.as_deref());
+        let projections = projections(Table::Devices, &merged);
+        let indexed_unchanged = indexed_projections_unchanged(&projections, &t.indexed);
         Ok(DetailWrite {
             id: t.id.clone(),
-            projections: projections(Table::Devices, &merged),
+            projections,
+            indexed_unchanged,
             counts_as_update: hash != t.content_hash
                 && t.changed_run.as_deref() != Some(self.run_id.as_str()),
             content_hash: hash,
@@ -1163,6 +1194,22 @@ impl Fetcher {
         }
         Ok(apps)
     }
+}
+
+/// Whether a device's new projections hold the stored values of its
+/// indexed ones ([`DetailTodo::indexed`]).
+fn indexed_projections_unchanged(
+    projections: &[Option<String>],
+    stored: &[Option<String>],
+) -> bool {
+    let all = Table::Devices.projections();
+    let indexed = Table::Devices.indexed_projections();
+    indexed.len() == stored.len()
+        && indexed.iter().zip(stored).all(|(column, stored)| {
+            all.iter()
+                .position(|c| c == column)
+                .is_some_and(|i| projections[i] == *stored)
+        })
 }
 
 /// Devices of an account due for a detail read, paged through in id order.
