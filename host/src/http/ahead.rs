@@ -2,8 +2,11 @@
 //! next page's position (the request's `paging`), so it requests that page
 //! while the guest is still turning this one into records; the guest's
 //! request for it then takes the response instead of waiting for the
-//! vendor. Only list calls read ahead, only one page, and only when the
-//! vendor said there is a next page: the walk asks for it anyway.
+//! vendor. Only list calls read ahead, and only when the vendor said there
+//! is a next page: the walk asks for it anyway. Paging by position (offset,
+//! page number) also reads the page after that one, so that two pages are
+//! on their way while the guest works; when the next page turns out to be
+//! the last, that one request was made for nothing.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -45,6 +48,21 @@ pub fn following(req: &HttpRequest, paging: &Paging, next: &str) -> Option<(Http
         Paging::NextUrl(_) | Paging::LinkHeader => req.url = next.to_owned(),
     }
     Some((req, paging))
+}
+
+/// The position of the page after `next` when paging is by position: the
+/// page that gave `next` moved it by that many (offset) or by one (page
+/// number), and a full page moves the next one alike. Other paging learns
+/// a position only from the page before it.
+pub fn beyond(paging: &Paging, next: &str) -> Option<String> {
+    let next: u64 = next.parse().ok()?;
+    let at = match paging {
+        Paging::Offset(p) => p.offset,
+        Paging::PageNumber(p) => u64::from(p.page),
+        _ => return None,
+    };
+    let step = next.checked_sub(at).filter(|s| *s > 0)?;
+    Some(next.checked_add(step)?.to_string())
 }
 
 /// The pages read ahead for one account.
@@ -149,6 +167,30 @@ mod tests {
         );
         assert_ne!(key(&req, Some(&offset(0))), key(&req, Some(&offset(300))));
         assert!(following(&req, &offset(0), "not a number").is_none());
+    }
+
+    #[test]
+    fn positions_beyond_the_next_page_follow_the_step_of_this_one() {
+        assert_eq!(beyond(&offset(0), "300").as_deref(), Some("600"));
+        // A vendor that caps pages below the limit: the step is what came.
+        assert_eq!(beyond(&offset(300), "400").as_deref(), Some("500"));
+        let page = |page| {
+            Paging::PageNumber(crate::contract::PageNumberPaging {
+                page_param: "page".into(),
+                size_param: "size".into(),
+                page,
+                size: 100,
+                items_pointer: "".into(),
+                stop_on_short_page: true,
+            })
+        };
+        assert_eq!(beyond(&page(1), "2").as_deref(), Some("3"));
+        assert!(beyond(&offset(300), "300").is_none(), "no step");
+        assert!(beyond(&offset(0), "not a number").is_none());
+        let cursor = Paging::NextUrl(NextUrlPaging {
+            url_pointer: "/next".into(),
+        });
+        assert!(beyond(&cursor, "https://a.test/users?cursor=2").is_none());
     }
 
     #[test]

@@ -136,19 +136,31 @@ impl HttpClient {
     ) -> Result<HttpResponse, HttpError> {
         let next = answer.as_ref().ok().and_then(|r| r.next.as_deref());
         if let (true, Some(next), Some(paging)) = (read_ahead, next, paging)
-            && let Some((req, paging)) = ahead::following(req, paging, next)
-            && let Some(key) = ahead::key(&req, Some(&paging))
+            && let Some((req, following)) = self.read_ahead(session, req, paging, next)
+            && let Some(beyond) = ahead::beyond(paging, next)
         {
-            let (client, s) = (self.clone(), session.clone());
-            session.ahead.start(key, || {
-                tokio::spawn(async move {
-                    client
-                        .send_now(&s, &req, Some(&paging), ahead::deadline())
-                        .await
-                })
-            });
+            self.read_ahead(session, &req, &following, &beyond);
         }
         answer
+    }
+
+    /// Starts reading the page at `next` after the one `req` + `paging`
+    /// asked for (unless it is already being read); returns its request.
+    fn read_ahead(
+        &self,
+        session: &Arc<AccountSession>,
+        req: &HttpRequest,
+        paging: &Paging,
+        next: &str,
+    ) -> Option<(HttpRequest, Paging)> {
+        let (req, paging) = ahead::following(req, paging, next)?;
+        let key = ahead::key(&req, Some(&paging))?;
+        let (client, s) = (self.clone(), session.clone());
+        let (r, p) = (req.clone(), paging.clone());
+        session.ahead.start(key, || {
+            tokio::spawn(async move { client.send_now(&s, &r, Some(&p), ahead::deadline()).await })
+        });
+        Some((req, paging))
     }
 
     /// Sends a request now: the pipeline of the module docs.
