@@ -510,8 +510,8 @@ struct DetailBatch {
     errors: Vec<(Option<String>, String)>,
 }
 
-/// Top-level resources in walk order: organizations and users first, so
-/// devices link to them when the run ends.
+/// Top-level resources in a first sync's walk order (a re-sync walks them
+/// at once); devices link to users and organizations when the run ends.
 const WALK_ORDER: [(ResourceKind, Table); 3] = [
     (ResourceKind::Organizations, Table::Organizations),
     (ResourceKind::Users, Table::Users),
@@ -551,15 +551,24 @@ impl RunCtx<'_> {
     }
 
     async fn execute(&self) -> Result<(), SyncError> {
-        let mut walked = Vec::new();
-        for (kind, table) in WALK_ORDER {
-            if self.supports(kind, ResourceScope::TopLevel).is_none() {
-                continue;
-            }
+        let walks: Vec<(ResourceKind, Table)> = WALK_ORDER
+            .into_iter()
+            .filter(|(kind, _)| self.supports(*kind, ResourceScope::TopLevel).is_some())
+            .collect();
+        if self.store().synced_before(&self.account.id).await? {
+            // A re-sync writes little (unchanged records are not written),
+            // so one walk's fetching fills the other's waits. A first sync
+            // writes every record: its walks are bound by the one writer,
+            // and taking turns on it would only slow both.
             self.check_lease()?;
-            self.store().set_phase(self.run.id, kind.name()).await?;
-            self.walk(kind, table).await?;
-            walked.push((kind, table));
+            self.store().set_phase(self.run.id, "walks").await?;
+            futures::future::try_join_all(walks.iter().map(|(k, t)| self.walk(*k, *t))).await?;
+        } else {
+            for (kind, table) in &walks {
+                self.check_lease()?;
+                self.store().set_phase(self.run.id, kind.name()).await?;
+                self.walk(*kind, *table).await?;
+            }
         }
         let devices_get =
             self.supports(ResourceKind::Devices, ResourceScope::TopLevel) == Some(true);
@@ -573,7 +582,7 @@ impl RunCtx<'_> {
         // Every walk completed: removals can be trusted.
         self.check_lease()?;
         self.store().set_phase(self.run.id, "removals").await?;
-        for (kind, table) in walked {
+        for (kind, table) in walks {
             self.check_lease()?;
             self.removals(kind, table).await?;
         }

