@@ -442,16 +442,23 @@ impl Store {
     /// Whether any active device of the account needs a detail read, from
     /// the partial indexes of pending and of dated details alone.
     async fn details_due(&self, account_id: &str, stale_before: &str) -> Result<bool, StoreError> {
-        let due: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM devices WHERE account_id = $1 AND status = 'active' \
+        // Without statistics SQLite may pick `devices_unmarked`, also on
+        // `account_id` and covering every active device, and read them all.
+        let pending = match self.backend() {
+            Backend::Sqlite => "devices INDEXED BY devices_details_pending",
+            Backend::Postgres => "devices",
+        };
+        let sql = format!(
+            "SELECT 1 FROM {pending} WHERE account_id = $1 AND status = 'active' \
              AND (needs_details = 1 OR details_at IS NULL) \
              UNION ALL SELECT 1 FROM devices WHERE account_id = $1 AND status = 'active' \
-             AND needs_details = 0 AND details_at IS NOT NULL AND details_at < $2 LIMIT 1",
-        )
-        .bind(account_id)
-        .bind(stale_before)
-        .fetch_optional(self.pool())
-        .await?;
+             AND needs_details = 0 AND details_at IS NOT NULL AND details_at < $2 LIMIT 1"
+        );
+        let due: Option<i64> = sqlx::query_scalar(&sql)
+            .bind(account_id)
+            .bind(stale_before)
+            .fetch_optional(self.pool())
+            .await?;
         Ok(due.is_some())
     }
 
