@@ -40,6 +40,19 @@ pub fn record_parts(e: &Entity) -> (&'static str, Map<String, Value>, String) {
     (kind, fields, remote_data)
 }
 
+/// [`record_parts`] of an owned entity: `remote_data` is moved out, not
+/// copied through a JSON value (a device read carries kilobytes of it).
+pub fn into_record_parts(mut e: Entity) -> (&'static str, Map<String, Value>, String) {
+    let remote_data = std::mem::take(match &mut e {
+        Entity::Device(d) => &mut d.remote_data,
+        Entity::User(u) => &mut u.remote_data,
+        Entity::App(a) => &mut a.remote_data,
+        Entity::Organization(o) => &mut o.remote_data,
+    });
+    let (kind, fields, _) = record_parts(&e);
+    (kind, fields, remote_data)
+}
+
 /// An action outcome; sensitive values are included only if `reveal`.
 pub fn outcome_json(o: &ActionOutcome, reveal: bool) -> Value {
     let values: Map<String, Value> = o

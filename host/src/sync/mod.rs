@@ -750,7 +750,7 @@ impl RunCtx<'_> {
                     false => unchanged.push(remote_id),
                 }
             } else {
-                let incoming = Incoming::new(&rec.entity);
+                let incoming = Incoming::new(rec.entity);
                 let summary = serde_json::to_string(&incoming.fields).expect("JSON serializes");
                 changed.push((remote_id, incoming, summary, rec.fingerprint, again));
             }
@@ -1003,7 +1003,7 @@ impl RunCtx<'_> {
                 match r {
                     Err(CallError::Connector(ConnectorError::NotFound(_))) => gone.push(id),
                     // Still there: the walk skipped it (a shift in offset paging).
-                    Ok(e) if Incoming::new(&e).remote_id == remote_id => alive.push(remote_id),
+                    Ok(e) if record::remote_id(&e) == remote_id => alive.push(remote_id),
                     Ok(_) => {}
                     Err(e) if is_fatal(&e) => {
                         return Err(SyncError::Fatal(format!(
@@ -1105,7 +1105,7 @@ impl Fetcher {
         let summary = parse_object(&t.summary).unwrap_or_default();
         let (detail, detail_remote_data) = if use_get {
             let entity = self.get(ResourceKind::Devices, &t.remote_id).await?;
-            let inc = Incoming::new(&entity);
+            let inc = Incoming::new(entity);
             (Some(inc.fields), inc.remote_data)
         } else {
             (None, String::new())
@@ -1186,7 +1186,7 @@ impl Fetcher {
                     )));
                 }
             };
-            for e in &page.records {
+            for e in page.records {
                 let inc = Incoming::new(e);
                 let name = inc
                     .fields

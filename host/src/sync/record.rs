@@ -26,8 +26,8 @@ pub struct Incoming {
 
 impl Incoming {
     /// Splits a connector's entity.
-    pub fn new(e: &Entity) -> Self {
-        let (_, fields, remote_data) = model::record_parts(e);
+    pub fn new(e: Entity) -> Self {
+        let (_, fields, remote_data) = model::into_record_parts(e);
         let remote_id = fields
             .get("remote_id")
             .and_then(Value::as_str)
@@ -86,14 +86,21 @@ const NORMALIZATION: u8 = 1;
 /// XXH3-128 (change detection, not integrity) of its postcard encoding
 /// (strings as length and bytes: no JSON escaping of `remote-data`).
 pub fn fingerprint(e: &Entity) -> (String, String) {
-    let remote_id = match e {
+    let bytes = postcard::to_extend(e, vec![NORMALIZATION]).expect("records serialize");
+    (
+        remote_id(e).to_owned(),
+        format!("{:032x}", xxh3_128(&bytes)),
+    )
+}
+
+/// The vendor's id of an entity, as the connector gave it.
+pub fn remote_id(e: &Entity) -> &str {
+    match e {
         Entity::Device(d) => &d.remote_id,
         Entity::User(u) => &u.remote_id,
         Entity::App(a) => &a.remote_id,
         Entity::Organization(o) => &o.remote_id,
-    };
-    let bytes = postcard::to_extend(e, vec![NORMALIZATION]).expect("records serialize");
-    (remote_id.clone(), format!("{:032x}", xxh3_128(&bytes)))
+    }
 }
 
 /// Hash of a stored record's content.
