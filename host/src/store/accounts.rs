@@ -181,6 +181,16 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// Whether the account has finished a complete sync.
+    pub async fn synced_before(&self, account_id: &str) -> Result<bool, StoreError> {
+        let at: Option<Option<String>> =
+            sqlx::query_scalar("SELECT seen_through_at FROM accounts WHERE id = $1")
+                .bind(account_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(matches!(at, Some(Some(_))))
+    }
+
     /// Sets when the account next syncs.
     pub async fn set_next_sync(&self, account_id: &str, at: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE accounts SET next_sync_at = $2 WHERE id = $1")

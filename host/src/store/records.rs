@@ -532,16 +532,6 @@ impl Store {
             .ok_or_else(|| StoreError::Corrupt(format!("unexpected stored {} rows", table.name())))
     }
 
-    /// Whether the account has finished a complete sync.
-    pub async fn synced_before(&self, account_id: &str) -> Result<bool, StoreError> {
-        let at: Option<Option<String>> =
-            sqlx::query_scalar("SELECT seen_through_at FROM accounts WHERE id = $1")
-                .bind(account_id)
-                .fetch_optional(self.pool())
-                .await?;
-        Ok(matches!(at, Some(Some(_))))
-    }
-
     /// How many active records of the account `run_id` did not write as
     /// seen: [`Store::unmarked`] counted, from its partial index alone.
     pub async fn unmarked_count(

@@ -34,7 +34,8 @@ use crate::store::{Store, StoreError, now, stamp};
 use crate::webhooks;
 use crate::webhooks::events::run_finished;
 use record::{
-    Incoming, apps_hash, content_hash, fingerprint, merge, parse_object, projections, summary_hash,
+    Incoming, apps_hash, content_hash, fingerprint, indexed_unchanged, merge, parse_object,
+    projections, summary_hash,
 };
 use seen::Seen;
 
@@ -1125,7 +1126,7 @@ impl Fetcher {
         let hash = content_hash(&record, &t.remote_data);
         let (apps, apps_hash) = unless_stored(apps, t.apps_hash.as_deref());
         let projections = projections(Table::Devices, &merged);
-        let indexed_unchanged = indexed_projections_unchanged(&projections, &t.indexed);
+        let indexed_unchanged = indexed_unchanged(Table::Devices, &projections, &t.indexed);
         Ok(DetailWrite {
             id: t.id.clone(),
             projections,
@@ -1203,22 +1204,6 @@ impl Fetcher {
         }
         Ok(apps)
     }
-}
-
-/// Whether a device's new projections hold the stored values of its
-/// indexed ones ([`DetailTodo::indexed`]).
-fn indexed_projections_unchanged(
-    projections: &[Option<String>],
-    stored: &[Option<String>],
-) -> bool {
-    let all = Table::Devices.projections();
-    let indexed = Table::Devices.indexed_projections();
-    indexed.len() == stored.len()
-        && indexed.iter().zip(stored).all(|(column, stored)| {
-            all.iter()
-                .position(|c| c == column)
-                .is_some_and(|i| projections[i] == *stored)
-        })
 }
 
 /// Devices of an account due for a detail read, paged through in id order.

@@ -162,6 +162,23 @@ pub fn projections(table: Table, fields: &Map<String, Value>) -> Vec<Option<Stri
         .collect()
 }
 
+/// Whether `projections` (of `table`) hold `stored`, the stored values of
+/// its [`Table::indexed_projections`] in that order.
+pub fn indexed_unchanged(
+    table: Table,
+    projections: &[Option<String>],
+    stored: &[Option<String>],
+) -> bool {
+    let all = table.projections();
+    let indexed = table.indexed_projections();
+    indexed.len() == stored.len()
+        && indexed.iter().zip(stored).all(|(column, stored)| {
+            all.iter()
+                .position(|c| c == column)
+                .is_some_and(|i| projections.get(i) == Some(stored))
+        })
+}
+
 /// Parses a stored JSON object.
 pub fn parse_object(text: &str) -> Option<Map<String, Value>> {
     match serde_json::from_str(text) {
@@ -245,5 +262,30 @@ mod tests {
         assert_eq!(p[6], None);
         let u = projections(Table::Users, &obj(json!({"email": "A@B.c", "name": "A"})));
         assert_eq!(u, [Some("a@b.c".into()), Some("A".into())]);
+    }
+
+    #[test]
+    fn indexed_projections_are_compared_with_the_stored_ones() {
+        let d = obj(json!({"name": "Mac", "serial_number": "S1",
+            "assigned_user": {"email": "dana@x.io"}}));
+        let p = projections(Table::Devices, &d);
+        let stored = |serial: &str, email: Option<&str>| {
+            vec![Some(serial.to_owned()), email.map(str::to_owned)]
+        };
+        assert!(indexed_unchanged(
+            Table::Devices,
+            &p,
+            &stored("S1", Some("dana@x.io"))
+        ));
+        assert!(!indexed_unchanged(
+            Table::Devices,
+            &p,
+            &stored("S0", Some("dana@x.io"))
+        ));
+        assert!(!indexed_unchanged(Table::Devices, &p, &stored("S1", None)));
+        assert!(
+            !indexed_unchanged(Table::Devices, &p, &[]),
+            "nothing stored to compare"
+        );
     }
 }
